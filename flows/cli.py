@@ -1,0 +1,188 @@
+"""The `capflow` command line. Heavy imports happen inside commands, so --help is quick."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from flows.environment import apply_quiet_offline_defaults
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML run config")]
+LanceOpt = Annotated[str | None, typer.Option("--lance-uri", help="LanceDB folder or s3:// URI")]
+
+
+def _run_with_progress(config: Any) -> dict[str, Any]:
+    from flows import progress
+    from flows.curate import run_curate
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+    ) as bar:
+        task_id = bar.add_task("listing objects and starting Prefect", total=None)
+
+        def on_event(event: str, detail: str) -> None:
+            if event == "planned":
+                bar.update(task_id, total=int(detail), description="curating objects")
+            elif event == "finished":
+                outcome, _, uri = detail.partition(" ")
+                bar.advance(task_id)
+                bar.console.log(f"{outcome:<11} {escape(uri)}")
+
+        unsubscribe = progress.subscribe(on_event)
+        try:
+            report = run_curate(config)
+        finally:
+            unsubscribe()
+    return report
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    console.print(
+        f"objects seen {report['seen']}: landed {report['landed']}, quarantined "
+        f"{report['quarantined']}, skipped {report['skipped']}, failed {report['failed']}; "
+        f"{report['clips_landed']} clip(s) landed in {report['wall_s']:.1f} s"
+    )
+    for reason, n in sorted(report["reasons"].items()):
+        console.print(f"  quarantined: {n} x {reason}")
+
+
+def _search(text: str, k: int, where: str | None, config: Any) -> list[Any]:
+    from storage.lance_store import LanceStore
+    from tasks.embed import embed_texts
+
+    vector = embed_texts([text], config.embed)[0]
+    store = LanceStore(config.lance_uri, config.lance_storage_options())
+    return store.search(vector.tolist(), k=k, where=where)
+
+
+def _hits_table(hits: list[Any], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("score", "source", "span (s)", "aesthetic", "caption"):
+        table.add_column(col)
+    for h in hits:
+        table.add_row(
+            f"{h.score:.3f}",
+            escape(h.source),
+            f"{h.start_s:.1f}-{h.end_s:.1f}",
+            f"{h.aesthetic_score:.1f}",
+            escape(h.caption[:90]),
+        )
+    return table
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="where everything lives")] = Path("capflow-demo"),
+) -> None:
+    """Synthesise sample videos, serve them from an embedded S3, curate, and search."""
+    # Before Prefect is imported: keep its database in the workdir (unless a server is
+    # configured) and its console quiet, so the progress bar is what the user sees.
+    if not os.environ.get("PREFECT_API_URL"):
+        os.environ.setdefault("PREFECT_HOME", str((workdir / "prefect").resolve()))
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from flows.demo import DEMO_QUERY, DemoLayout, demo_config, start_demo_services
+    from storage.lance_store import LanceStore
+
+    layout = DemoLayout(workdir)
+
+    with console.status("synthesising samples and starting the embedded S3 server"):
+        server, uploaded = start_demo_services(layout)
+    try:
+        console.print(
+            f"S3 at {server.endpoint_url} (127.0.0.1 only); {uploaded} new object(s) uploaded"
+        )
+        config = demo_config(layout, server.endpoint_url)
+        report = _run_with_progress(config)
+    finally:
+        server.stop()
+    _print_report(report)
+    if report["landed"] + report["quarantined"] + report["failed"] == 0:
+        console.print("[bold]Nothing new:[/] every object is already curated at its current ETag.")
+    store = LanceStore(config.lance_uri)
+    rows = sorted(store.rows("clips"), key=lambda r: (r["key"], r["start_s"]))
+    table = Table(title=f"clips in {layout.lance}")
+    for col in ("source", "span (s)", "aesthetic", "caption"):
+        table.add_column(col)
+    for r in rows:
+        words = " ".join(r["caption"].split()[:14])
+        table.add_row(
+            escape(r["source"]),
+            f"{r['start_s']:.1f}-{r['end_s']:.1f}",
+            f"{r['aesthetic_score']:.1f}",
+            escape(words) + " ...",
+        )
+    console.print(table)
+    hits = _search(DEMO_QUERY, 3, None, config)
+    console.print(_hits_table(hits, f"search: {DEMO_QUERY!r}"))
+
+
+@app.command()
+def run(
+    bucket: Annotated[str, typer.Option(help="S3 bucket to curate")],
+    prefix: Annotated[str, typer.Option(help="key prefix")] = "",
+    endpoint_url: Annotated[str | None, typer.Option(help="S3 endpoint (MinIO, SeaweedFS)")] = None,
+    lance_uri: LanceOpt = None,
+    config: ConfigOpt = None,
+    workdir: Annotated[Path | None, typer.Option(help="temp files and reports")] = None,
+    reprocess: Annotated[bool, typer.Option(help="redo objects already done")] = False,
+) -> None:
+    """Run the curate flow once against any S3 endpoint (standard AWS credential chain)."""
+    from flows.config import build_config
+
+    overrides: dict[str, Any] = {"source": {"bucket": bucket, "prefix": prefix}}
+    if endpoint_url:
+        overrides["s3"] = {"endpoint_url": endpoint_url}
+    if lance_uri:
+        overrides["lance_uri"] = lance_uri
+    if workdir:
+        overrides["workdir"] = str(workdir)
+    if reprocess:
+        overrides["reprocess"] = True
+    report = _run_with_progress(build_config(config, overrides))
+    _print_report(report)
+    if report["failed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="what to look for")],
+    k: Annotated[int, typer.Option("--k", help="number of results")] = 10,
+    where: Annotated[str | None, typer.Option(help="filter, e.g. 'aesthetic_score > 5'")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    lance_uri: LanceOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Clips ranked by similarity of their caption to TEXT."""
+    from flows.config import build_config
+
+    cfg = build_config(config, {"lance_uri": lance_uri} if lance_uri else {})
+    hits = _search(text, k, where, cfg)
+    if as_json:
+        print(json.dumps([h.to_dict() for h in hits], indent=2))
+    else:
+        console.print(_hits_table(hits, f"search: {text!r}"))
+
+
+def main() -> None:
+    apply_quiet_offline_defaults()
+    app()
+
+
+if __name__ == "__main__":
+    main()

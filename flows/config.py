@@ -1,0 +1,124 @@
+"""The one run config: defaults < YAML file < CAPFLOW_* environment < CLI flags.
+
+Built once at the entrypoint and passed down; tasks get only their own slice. It holds
+no secrets: S3 credentials come from the standard AWS chain (environment, profile, role),
+because a flow's parameters are stored by the Prefect API and shown in its UI.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from quality.suites import QualityConfig
+from storage.s3 import S3Options
+from tasks.aesthetic import AestheticConfig
+from tasks.caption import CaptionConfig
+from tasks.clips import ClipConfig
+from tasks.embed import EmbedConfig
+from tasks.keyframes import KeyframeConfig
+from tasks.probe import ProbeConfig
+from tasks.transitions import TransitionConfig
+
+PIPELINE_VERSION = "capflow-0.1.0"
+ENV_PREFIX = "CAPFLOW_"
+
+
+class SourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bucket: str = ""
+    prefix: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class S3Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    addressing_style: str = "path"
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 60.0
+    max_attempts: int = 5
+
+    def options(self) -> S3Options:
+        return S3Options(**self.model_dump())
+
+    def lance_storage_options(self) -> dict[str, str]:
+        """object_store options for LanceDB on s3:// (credentials from the environment)."""
+        opts = {"region": self.region}
+        if self.endpoint_url:
+            opts["endpoint"] = self.endpoint_url
+            opts["virtual_hosted_style_request"] = "false"
+            if self.endpoint_url.startswith("http://"):
+                opts["allow_http"] = "true"
+        return opts
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: SourceConfig = SourceConfig()
+    s3: S3Config = S3Config()
+    lance_uri: str = "./capflow-lance"
+    workdir: Path = Path("./capflow-work")
+    reprocess: bool = False
+    max_workers: int = 2
+    probe: ProbeConfig = ProbeConfig()
+    transitions: TransitionConfig = TransitionConfig()
+    clips: ClipConfig = ClipConfig()
+    keyframes: KeyframeConfig = KeyframeConfig()
+    aesthetic: AestheticConfig = AestheticConfig()
+    caption: CaptionConfig = CaptionConfig()
+    embed: EmbedConfig = EmbedConfig()
+    quality: QualityConfig = QualityConfig()
+
+    def lance_storage_options(self) -> dict[str, str] | None:
+        return self.s3.lance_storage_options() if self.lance_uri.startswith("s3://") else None
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        tree = tree.setdefault(part, {})
+    tree[path[-1]] = value
+
+
+def deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """CAPFLOW_SECTION__FIELD=value -> {"section": {"field": "value"}}."""
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX):
+            _set_path(tree, name[len(ENV_PREFIX) :].lower().split("__"), value)
+    return tree
+
+
+def build_config(
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RunConfig:
+    """Merge the layers in order of precedence and validate once."""
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{config_file}: expected a mapping at the top level")
+        data = loaded
+    data = deep_merge(data, env_overrides(os.environ if environ is None else environ))
+    data = deep_merge(data, overrides or {})
+    return RunConfig.model_validate(data)

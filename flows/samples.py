@@ -1,0 +1,122 @@
+"""Synthesise sample videos with ffmpeg: the demo's input and the tests' fixtures.
+
+Each sample is built from lavfi test sources joined by hard cuts (concat) or dissolves
+(xfade), so the true shot boundaries are known by construction. One sample is a dull,
+flat shot meant to fail the aesthetic filter, and one is random bytes with a video name.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks import media
+
+SIZE = "320x180"
+RATE = 25
+
+
+def _moving_box(bg: str, box: str, size: str, x: str, y: str) -> str:
+    """A coloured background with a box moving along (x(t), y(t)); {i} is the shot's label."""
+    return (
+        f"color=c={bg}:s={SIZE}:r={RATE}[bg{{i}}];color=c={box}:s={size}:r={RATE}[fg{{i}}];"
+        f"[bg{{i}}][fg{{i}}]overlay=x='{x}':y='{y}':shortest=1"
+    )
+
+
+# Shot name -> lavfi graph ending in one video output; "{i}" keeps labels unique.
+SHOTS: dict[str, str] = {
+    "night_sea": _moving_box("0x0b1640", "0x6f8fe8", "40x40", "mod(t*100\\,290)", "70"),
+    "test_pattern": f"testsrc2=s={SIZE}:r={RATE}",
+    "sunset": _moving_box("0xd2601e", "0xffd23c", "40x40", "140", "120-t*8"),
+    "meadow": _moving_box("0x2e7d32", "0x9ccc65", "60x30", "250-t*25", "100"),
+    "fractal": f"mandelbrot=s={SIZE}:r={RATE}",
+    "colour_bars": f"smptehdbars=s={SIZE}:r={RATE}",
+    "fog": f"color=c=0x7f7f7f:s={SIZE}:r={RATE},noise=alls=6:allf=t,gblur=sigma=8",
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A synthesised video and the shot spans (seconds) it was built from."""
+
+    name: str
+    path: Path
+    shots: list[tuple[float, float]]
+    transitions: list[str]
+
+
+def _encode(filter_complex: str, out: Path, duration: float) -> None:
+    argv = [
+        media.ffmpeg_path(),
+        "-nostdin",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-filter_complex",
+        filter_complex,
+        "-map",
+        "[v]",
+        "-t",
+        f"{duration}",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-y",
+        str(out),
+    ]
+    result = media.run(argv, timeout_s=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"could not synthesise {out.name}: {result.stderr[-400:]}")
+
+
+def make_video(out: Path, shots: list[tuple[str, float]], joins: list[str]) -> Sample:
+    """Join shots (name, seconds) with `cut` or `dissolve:<seconds>` joins."""
+    parts = [
+        SHOTS[name].format(i=i) + f",trim=duration={d},setpts=PTS-STARTPTS[s{i}]"
+        for i, (name, d) in enumerate(shots)
+    ]
+    graph = ";".join(parts)
+    label, length, spans, kinds = "s0", shots[0][1], [(0.0, shots[0][1])], []
+    for i, join in enumerate(joins, start=1):
+        d = shots[i][1]
+        if join == "cut":
+            graph += f";[{label}][s{i}]concat=n=2:v=1:a=0[j{i}]"
+            spans.append((length, length + d))
+            length += d
+            kinds.append("cut")
+        else:
+            fade = float(join.split(":")[1])
+            offset = length - fade
+            graph += f";[{label}][s{i}]xfade=transition=fade:duration={fade}:offset={offset}[j{i}]"
+            spans[-1] = (spans[-1][0], offset)
+            spans.append((length, offset + d))
+            length = offset + d
+            kinds.append("gradual")
+        label = f"j{i}"
+    graph += f";[{label}]null[v]"
+    _encode(graph, out, length)
+    return Sample(out.stem, out, spans, kinds)
+
+
+def synthesize_samples(out_dir: Path) -> list[Sample]:
+    """The demo set: three multi-shot videos, one dull shot, one non-video with a video name."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    samples = [
+        make_video(out_dir / "night_harbour.mp4", [("night_sea", 5), ("test_pattern", 5)], ["cut"]),
+        make_video(out_dir / "sunset_meadow.mp4", [("sunset", 5), ("meadow", 5)], ["dissolve:1"]),
+        make_video(
+            out_dir / "fractal_bars.mp4",
+            [("fractal", 4), ("colour_bars", 4), ("test_pattern", 4)],
+            ["cut", "cut"],
+        ),
+        make_video(out_dir / "grey_fog.mp4", [("fog", 4)], []),
+    ]
+    broken = out_dir / "not_a_video.mp4"
+    broken.write_bytes(os.urandom(4096))
+    samples.append(Sample(broken.stem, broken, [], []))
+    return samples

@@ -1,0 +1,168 @@
+"""The LanceDB store: clips, quarantine and ledger tables, upserts and similarity search.
+
+Writes are `merge_insert` upserts on a deterministic id, each batch deduplicated first:
+Lance rejects (or, in older versions, mis-handles) a batch in which two source rows match
+one key, and two concurrent merges that both insert the same new key can both commit
+(lance #4585, lancedb #3377), so writes to a table go through one lock per process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import lancedb
+import pyarrow as pa
+
+from storage import schema
+
+_WRITE_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(uri: str, table: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault((uri, table), threading.Lock())
+
+
+def sql_str(value: str) -> str:
+    """A SQL string literal for a LanceDB predicate; keys are data, so quotes are escaped."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    clip_id: str
+    source: str
+    start_s: float
+    end_s: float
+    score: float
+    caption: str
+    aesthetic_score: float
+    caption_model: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class LanceStore:
+    """One LanceDB database (a local folder or an `s3://` URI)."""
+
+    def __init__(self, uri: str, storage_options: dict[str, str] | None = None) -> None:
+        self.uri = uri
+        self.storage_options = storage_options
+        self._db: Any = None
+
+    @property
+    def db(self) -> Any:
+        if self._db is None:
+            self._db = lancedb.connect(self.uri, storage_options=self.storage_options)
+        return self._db
+
+    def table_names(self) -> list[str]:
+        return list(self.db.list_tables().tables)
+
+    def open_table(self, name: str) -> Any | None:
+        if name not in self.table_names():
+            return None
+        return self.db.open_table(name)
+
+    def _table_for_write(self, name: str, table_schema: pa.Schema) -> Any:
+        return self.db.create_table(name, schema=table_schema, exist_ok=True)
+
+    def upsert(
+        self, name: str, table_schema: pa.Schema, key: str, rows: Sequence[dict[str, Any]]
+    ) -> int:
+        """Insert or update rows by `key`; returns the number of distinct keys written."""
+        if not rows:
+            return 0
+        unique = list({r[key]: r for r in rows}.values())  # last write of a key wins
+        data = pa.Table.from_pylist(unique, schema=table_schema)
+        with _write_lock(self.uri, name):
+            table = self._table_for_write(name, table_schema)
+            (
+                table.merge_insert(key)
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(data)
+            )
+        return len(unique)
+
+    def delete(self, name: str, predicate: str) -> None:
+        table = self.open_table(name)
+        if table is None:
+            return
+        with _write_lock(self.uri, name):
+            table.delete(predicate)
+
+    def count(self, name: str, predicate: str | None = None) -> int:
+        table = self.open_table(name)
+        if table is None:
+            return 0
+        return int(table.count_rows(predicate))
+
+    def rows(self, name: str, predicate: str | None = None) -> list[dict[str, Any]]:
+        table = self.open_table(name)
+        if table is None:
+            return []
+        query = table.search()
+        if predicate:
+            query = query.where(predicate)
+        return list(query.limit(None).to_list())
+
+    # -- clips ---------------------------------------------------------------------------
+
+    def upsert_clips(self, rows: Sequence[dict[str, Any]], embedding_dim: int) -> int:
+        return self.upsert(schema.CLIPS, schema.clips_schema(embedding_dim), "clip_id", rows)
+
+    def delete_other_versions(self, bucket: str, key: str, keep_etag: str) -> None:
+        """Drop clips of earlier versions of an object once the new version has landed."""
+        self.delete(
+            schema.CLIPS,
+            f"bucket = {sql_str(bucket)} AND key = {sql_str(key)} AND etag != {sql_str(keep_etag)}",
+        )
+
+    def upsert_quarantine(self, rows: Sequence[dict[str, Any]]) -> int:
+        return self.upsert(schema.QUARANTINE, schema.QUARANTINE_SCHEMA, "quarantine_id", rows)
+
+    def search(
+        self, query_vector: Sequence[float], k: int = 10, where: str | None = None
+    ) -> list[SearchHit]:
+        """Clips ranked by cosine similarity of their caption embedding to the query."""
+        table = self.open_table(schema.CLIPS)
+        if table is None:
+            return []
+        query = (
+            table.search(list(query_vector), vector_column_name="text_embedding")
+            .distance_type("cosine")
+            .select(
+                [
+                    "clip_id",
+                    "source",
+                    "start_s",
+                    "end_s",
+                    "caption",
+                    "aesthetic_score",
+                    "caption_model",
+                    "_distance",
+                ]
+            )
+            .limit(k)
+        )
+        if where:
+            query = query.where(where, prefilter=True)
+        return [
+            SearchHit(
+                clip_id=r["clip_id"],
+                source=r["source"],
+                start_s=float(r["start_s"]),
+                end_s=float(r["end_s"]),
+                score=round(1.0 - float(r["_distance"]), 6),
+                caption=r["caption"],
+                aesthetic_score=float(r["aesthetic_score"]),
+                caption_model=r["caption_model"],
+            )
+            for r in query.to_list()
+        ]

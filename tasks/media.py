@@ -1,0 +1,180 @@
+"""The one hardened ffmpeg/ffprobe runner: every media subprocess goes through here.
+
+Untrusted bytes are only ever named by a path we chose; the path is passed as
+`file:<path>` in an argv list (no shell), so nothing in it can be read as an option or a
+protocol, and `-protocol_whitelist file` stops a crafted container from reaching out to
+other files' protocols (http, concat, ...). Every call has a hard wall-clock timeout that
+kills the whole process group: Prefect's task timeout cannot interrupt a blocking call.
+
+ffmpeg comes from PATH when present, else from the static build in `imageio-ffmpeg`.
+ffprobe comes from PATH when present; without it, probing runs PyAV in a subprocess.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+_PTS_RE = re.compile(r"pts_time:\s*(-?[0-9.]+(?:e-?\d+)?)")
+
+
+class MediaTimeout(Exception):
+    """The subprocess ran past its wall-clock limit and was killed."""
+
+
+class MediaError(Exception):
+    """ffmpeg/ffprobe failed; `detail` is the tail of its stderr."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_path() -> str:
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg  # the static fallback, a declared dependency
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+@lru_cache(maxsize=1)
+def ffprobe_path() -> str | None:
+    return shutil.which("ffprobe")
+
+
+def input_args(path: Path, start_s: float | None = None) -> list[str]:
+    """The hardened input half of an ffmpeg command line."""
+    args = ["-nostdin", "-hide_banner", "-protocol_whitelist", "file"]
+    if start_s is not None and start_s > 0:
+        args += ["-ss", f"{start_s:.3f}"]
+    return [*args, "-i", f"file:{Path(path).resolve()}"]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+
+def run(argv: list[str], timeout_s: float, max_stdout: int = 16 << 20) -> RunResult:
+    """Run argv with a hard timeout (the process group is killed); capture bounded output."""
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.communicate()
+        raise MediaTimeout(f"{Path(argv[0]).name} ran past {timeout_s:.0f} s") from None
+    return RunResult(proc.returncode, out[:max_stdout], err[-8192:].decode("utf-8", "replace"))
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class Frame:
+    t: float  # presentation time in seconds, from the decoder's PTS
+    rgb: np.ndarray  # H x W x 3 uint8
+
+
+def stream_frames(
+    path: Path,
+    width: int,
+    height: int,
+    timeout_s: float,
+    start_s: float | None = None,
+    duration_s: float | None = None,
+    select: str | None = None,
+) -> Iterator[Frame]:
+    """Decode frames scaled to width x height, one at a time, with their true PTS.
+
+    Memory stays flat whatever the video's length: frames are read from a pipe as they
+    come. Times come from ffmpeg's `showinfo` (per-frame PTS), so variable frame rate
+    is right. `select` is an ffmpeg select expression to decode-and-keep only some frames.
+    """
+    filters = []
+    if select:
+        filters.append(f"select='{select}'")
+    filters += [f"scale={width}:{height}:flags=area", "showinfo"]
+    argv = [ffmpeg_path(), "-v", "info", "-nostats", *input_args(path, start_s)]
+    if duration_s is not None:
+        argv += ["-t", f"{duration_s:.3f}"]
+    argv += ["-an", "-sn", "-vf", ",".join(filters), "-fps_mode", "passthrough"]
+    argv += ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    times: queue.Queue[float] = queue.Queue()
+    tail: deque[str] = deque(maxlen=20)
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            line = raw.decode("utf-8", "replace")
+            m = _PTS_RE.search(line) if "showinfo" in line else None
+            if m:
+                times.put(float(m.group(1)))
+            else:
+                tail.append(line.rstrip())
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    timed_out = threading.Event()
+
+    def on_timeout() -> None:
+        timed_out.set()
+        _kill_group(proc)
+
+    timer = threading.Timer(timeout_s, on_timeout)
+    timer.start()
+    frame_bytes = width * height * 3
+    offset = float(start_s or 0.0)
+    try:
+        assert proc.stdout is not None
+        while True:
+            buf = proc.stdout.read(frame_bytes)
+            if len(buf) < frame_bytes:
+                break
+            t = times.get(timeout=max(timeout_s, 1.0))
+            rgb = np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 3)
+            yield Frame(t=offset + t, rgb=rgb)
+        proc.wait()
+        reader.join(timeout=5)
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            _kill_group(proc)
+            proc.wait()
+    if timed_out.is_set():
+        raise MediaTimeout(f"ffmpeg decode ran past {timeout_s:.0f} s")
+    if proc.returncode != 0:
+        raise MediaError(f"ffmpeg exited with {proc.returncode}", "\n".join(tail))

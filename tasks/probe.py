@@ -1,0 +1,151 @@
+"""Probe a downloaded video: what it is, and whether we are willing to decode it.
+
+The verdict comes from the container and stream metadata, never from the file name:
+a `.mp4` of random bytes is `not_video`, an audio-only file is `no_video_stream`, a file
+with absurd dimensions or duration is `out_of_bounds` before anything decodes it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from storage.types import ProbeInfo, Rejection, RejectReason
+from tasks import media
+from tasks.wrap import stage_task
+
+STAGE = "probe"
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    timeout_s: float = 30.0
+    max_width: int = 7680
+    max_height: int = 7680
+    max_duration_s: float = 4 * 3600.0
+    min_duration_s: float = 0.1
+
+
+# Run by `python -c` where ffprobe is missing: PyAV in its own process, so a decoder crash
+# or hang on a hostile file takes down only this helper, and the timeout still applies.
+_PYAV_PROBE = r"""
+import json, sys
+import av
+c = av.open(sys.argv[1])
+streams = []
+for s in c.streams:
+    d = {"codec_type": s.type, "codec_name": s.codec_context.name if s.codec_context else ""}
+    if s.type == "video":
+        cc = s.codec_context
+        d.update(width=cc.width, height=cc.height,
+                 avg_frame_rate=str(s.average_rate or "0/0"),
+                 r_frame_rate=str(s.base_rate or "0/0"),
+                 duration=str(float(s.duration * s.time_base)) if s.duration else None)
+    streams.append(d)
+dur = c.duration / 1e6 if c.duration else None
+print(json.dumps({"format": {"format_name": c.format.name, "duration": dur}, "streams": streams}))
+"""
+
+
+def _ffprobe_json(path: Path, timeout_s: float) -> dict[str, Any] | str:
+    """The probe as ffprobe-shaped JSON, or the tool's error text."""
+    ffprobe = media.ffprobe_path()
+    target = str(Path(path).resolve())
+    if ffprobe:
+        argv = [
+            ffprobe,
+            "-v",
+            "error",
+            "-protocol_whitelist",
+            "file",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+            f"file:{target}",
+        ]
+    else:
+        argv = [sys.executable, "-c", _PYAV_PROBE, target]
+    result = media.run(argv, timeout_s=timeout_s)
+    if result.returncode != 0:
+        message = result.stderr.replace(f"file:{target}", "input").replace(target, "input")
+        return message.strip()[-500:] or f"exit code {result.returncode}"
+    try:
+        return dict(json.loads(result.stdout))
+    except json.JSONDecodeError:
+        return "probe printed no JSON"
+
+
+def _rate(text: str | None) -> float:
+    try:
+        value = Fraction(text or "0/1")
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+    return float(value) if value > 0 else 0.0
+
+
+def _rotation(stream: dict[str, Any]) -> int:
+    for side in stream.get("side_data_list") or []:
+        if "rotation" in side:
+            return int(side["rotation"]) % 360
+    tag = (stream.get("tags") or {}).get("rotate")
+    return int(tag) % 360 if tag and str(tag).lstrip("-").isdigit() else 0
+
+
+def interpret_probe(data: dict[str, Any], cfg: ProbeConfig) -> ProbeInfo | Rejection:
+    """Turn probe JSON into ProbeInfo, or say why the file will not be decoded."""
+    streams = data.get("streams") or []
+    fmt = data.get("format") or {}
+    video = [s for s in streams if s.get("codec_type") == "video"]
+    # Cover art in audio files shows up as a one-frame "video" stream with this disposition.
+    video = [s for s in video if not (s.get("disposition") or {}).get("attached_pic")]
+    if not video:
+        reason = RejectReason.NO_VIDEO_STREAM if streams else RejectReason.NOT_VIDEO
+        return Rejection(STAGE, reason, f"format {fmt.get('format_name', '?')}, no video stream")
+    v = video[0]
+    width, height = int(v.get("width") or 0), int(v.get("height") or 0)
+    fps = _rate(v.get("avg_frame_rate")) or _rate(v.get("r_frame_rate"))
+    duration = float(fmt.get("duration") or v.get("duration") or 0.0)
+    info = ProbeInfo(
+        format_name=str(fmt.get("format_name", "")),
+        duration_s=duration,
+        width=width,
+        height=height,
+        fps=fps,
+        codec=str(v.get("codec_name", "")),
+        has_audio=any(s.get("codec_type") == "audio" for s in streams),
+        rotation=_rotation(v),
+    )
+    problems = []
+    if not (0 < width <= cfg.max_width and 0 < height <= cfg.max_height):
+        problems.append(f"size {width}x{height} outside 1..{cfg.max_width}x{cfg.max_height}")
+    if not (cfg.min_duration_s <= duration <= cfg.max_duration_s):
+        problems.append(
+            f"duration {duration:.2f} s outside {cfg.min_duration_s}..{cfg.max_duration_s} s"
+        )
+    if problems:
+        return Rejection(STAGE, RejectReason.OUT_OF_BOUNDS, "; ".join(problems))
+    return info
+
+
+def probe_video(path: Path, cfg: ProbeConfig) -> ProbeInfo | Rejection:
+    """Probe `path` under a hard timeout; bad media is a Rejection, never an exception."""
+    if Path(path).stat().st_size == 0:
+        return Rejection(STAGE, RejectReason.EMPTY_OBJECT, "zero bytes")
+    try:
+        data = _ffprobe_json(path, cfg.timeout_s)
+    except media.MediaTimeout as e:
+        return Rejection(STAGE, RejectReason.PROBE_TIMEOUT, str(e))
+    if isinstance(data, str):
+        reason = RejectReason.NOT_VIDEO if "Invalid data" in data else RejectReason.PROBE_FAILED
+        return Rejection(STAGE, reason, data)
+    return interpret_probe(data, cfg)
+
+
+@stage_task("probe")
+def probe_task(path: Path, cfg: ProbeConfig) -> ProbeInfo | Rejection:
+    return probe_video(path, cfg)

@@ -1,0 +1,137 @@
+"""The whole flow on the real services: SeaweedFS, the Prefect API, LanceDB on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.config import RunConfig, build_config
+from flows.curate import run_curate
+from storage import schema
+from storage.lance_store import LanceStore
+from tasks.embed import EmbedConfig, embed_texts
+
+pytestmark = pytest.mark.slow
+
+# What the samples hold, by construction (see flows/samples.py): clips per video.
+EXPECTED_CLIPS = {"raw/night_harbour.mp4": 2, "raw/sunset_meadow.mp4": 2, "raw/fractal_bars.mp4": 3}
+EXPECTED_QUARANTINE = {"raw/grey_fog.mp4": "low_aesthetic", "raw/not_a_video.mp4": "not_video"}
+
+
+def upload(client: Any, bucket: str, samples: dict, names: list[str] | None = None) -> None:
+    for name, sample in samples.items():
+        if names is None or name in names:
+            client.upload_file(str(sample.path), bucket, f"raw/{sample.path.name}")
+
+
+def config_for(local_s3: Any, bucket: str, tmp: Path, **extra: Any) -> RunConfig:
+    overrides = {
+        "source": {"bucket": bucket, "prefix": "raw/"},
+        "s3": {"endpoint_url": local_s3.endpoint_url},
+        "lance_uri": str(tmp / "lance"),
+        "workdir": str(tmp / "work"),
+        **extra,
+    }
+    return build_config(overrides=overrides, environ={})
+
+
+def clips_by_key(store: LanceStore) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in store.rows(schema.CLIPS):
+        out.setdefault(r["key"], []).append(r)
+    return out
+
+
+@pytest.fixture(scope="module")
+def curated(
+    prefect_api: None, local_s3: Any, samples: dict, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    from storage.s3 import S3Options, ensure_bucket, make_client
+
+    client = make_client(S3Options(endpoint_url=local_s3.endpoint_url))
+    bucket = "curate-e2e"
+    ensure_bucket(client, bucket)
+    upload(client, bucket, samples)
+    tmp = tmp_path_factory.mktemp("curate")
+    config = config_for(local_s3, bucket, tmp)
+    report = run_curate(config)
+    return {"client": client, "bucket": bucket, "config": config, "report": report, "tmp": tmp}
+
+
+def test_expected_clips_land_with_captions_and_embeddings(curated: dict) -> None:
+    store = LanceStore(curated["config"].lance_uri)
+    by_key = clips_by_key(store)
+    assert {k: len(v) for k, v in by_key.items()} == EXPECTED_CLIPS
+    for rows in by_key.values():
+        for r in rows:
+            assert len(r["text_embedding"]) == 384
+            assert r["caption"] and r["caption_model"] == "describe"
+            assert r["etag"] and r["source"] == f"s3://{curated['bucket']}/{r['key']}"
+            assert len(r["differential_captions"]) == len(r["keyframe_times"]) >= 1
+            assert r["start_s"] < r["end_s"]
+
+
+def test_bad_objects_are_quarantined_with_their_reason(curated: dict) -> None:
+    store = LanceStore(curated["config"].lance_uri)
+    reasons = {r["key"]: r["reason"] for r in store.rows(schema.QUARANTINE)}
+    assert reasons == EXPECTED_QUARANTINE
+
+
+def test_counts_reconcile(curated: dict) -> None:
+    report = curated["report"]
+    assert report["seen"] == 5
+    assert (report["landed"], report["quarantined"], report["skipped"], report["failed"]) == (
+        3,
+        2,
+        0,
+        0,
+    )
+    assert report["seen"] == report["landed"] + report["quarantined"] + report["skipped"]
+    assert report["clips_landed"] == sum(EXPECTED_CLIPS.values())
+    assert (Path(curated["config"].workdir) / "reports" / f"{report['run_id']}.json").exists()
+
+
+def test_search_for_a_clips_caption_returns_it_first(curated: dict) -> None:
+    store = LanceStore(curated["config"].lance_uri)
+    target = next(r for r in store.rows(schema.CLIPS) if r["key"] == "raw/night_harbour.mp4")
+    words = " ".join(target["caption"].split()[:12])
+    [vector] = embed_texts([words], EmbedConfig())
+    hits = store.search(vector.tolist(), k=3)
+    assert hits[0].clip_id == target["clip_id"]
+
+
+def test_the_dark_fast_clip_is_found_by_description(curated: dict) -> None:
+    store = LanceStore(curated["config"].lance_uri)
+    [vector] = embed_texts(["dark blue scene with fast motion"], EmbedConfig())
+    top = store.search(vector.tolist(), k=1)[0]
+    assert top.source.endswith("night_harbour.mp4") and top.start_s < 5
+
+
+def test_rerun_skips_everything_and_lands_no_duplicates(curated: dict) -> None:
+    store = LanceStore(curated["config"].lance_uri)
+    before = sorted(r["clip_id"] for r in store.rows(schema.CLIPS))
+    report = run_curate(curated["config"])
+    assert (report["seen"], report["skipped"], report["landed"]) == (5, 5, 0)
+    forced = run_curate(curated["config"].model_copy(update={"reprocess": True}))
+    assert forced["landed"] == 3
+    assert sorted(r["clip_id"] for r in store.rows(schema.CLIPS)) == before
+    assert store.count(schema.QUARANTINE) == len(EXPECTED_QUARANTINE)
+
+
+def test_new_content_replaces_only_that_objects_clips(curated: dict, samples: dict) -> None:
+    store = LanceStore(curated["config"].lance_uri)
+    old = clips_by_key(store)
+    client, bucket = curated["client"], curated["bucket"]
+    # Same key, new content: the fractal video's bytes under the sunset's name.
+    client.upload_file(str(samples["fractal_bars"].path), bucket, "raw/sunset_meadow.mp4")
+    report = run_curate(curated["config"])
+    assert (report["landed"], report["skipped"]) == (1, 4)
+    new = clips_by_key(store)
+    assert len(new["raw/sunset_meadow.mp4"]) == 3
+    assert {r["etag"] for r in new["raw/sunset_meadow.mp4"]} != {
+        r["etag"] for r in old["raw/sunset_meadow.mp4"]
+    }
+    for key in ("raw/night_harbour.mp4", "raw/fractal_bars.mp4"):
+        assert sorted(r["clip_id"] for r in new[key]) == sorted(r["clip_id"] for r in old[key])
