@@ -39,7 +39,7 @@ def unit(i: int) -> list[float]:
 def test_upsert_is_idempotent_and_dedupes_a_batch(tmp_path: Path) -> None:
     store = LanceStore(str(tmp_path / "db"))
     rows = [row("a", "k1", "e1", unit(0)), row("b", "k1", "e1", unit(1))]
-    assert store.upsert_clips(rows + [row("a", "k1", "e1", unit(0), "newer")], DIM) == 2
+    assert store.upsert_clips([*rows, row("a", "k1", "e1", unit(0), "newer")], DIM) == 2
     store.upsert_clips(rows, DIM)
     assert store.count(schema.CLIPS) == 2
     assert {r["clip_id"]: r["caption"] for r in store.rows(schema.CLIPS)} == {"a": "c", "b": "c"}

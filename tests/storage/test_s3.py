@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from storage.s3 import download_object, list_videos
-from storage.types import RejectReason, Rejection
+from storage.types import Rejection, RejectReason
 
 
 def put(client: object, bucket: str, key: str, body: bytes) -> None:
