@@ -135,3 +135,43 @@ def test_new_content_replaces_only_that_objects_clips(curated: dict, samples: di
     }
     for key in ("raw/night_harbour.mp4", "raw/fractal_bars.mp4"):
         assert sorted(r["clip_id"] for r in new[key]) == sorted(r["clip_id"] for r in old[key])
+
+
+def test_cli_search_json_shape(curated: dict) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    lance = ["--lance-uri", curated["config"].lance_uri]
+    result = CliRunner().invoke(
+        app,
+        ["search", "dark blue scene with fast motion", "--k", "3", "--json", *lance],
+    )
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    assert len(hits) == 3
+    assert {"clip_id", "source", "start_s", "end_s", "score", "caption"} <= set(hits[0])
+    assert hits[0]["source"].startswith(f"s3://{curated['bucket']}/raw/")
+    assert hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+    filtered = CliRunner().invoke(
+        app,
+        ["search", "scene", "--json", "--where", "aesthetic_score > 9", *lance],
+    )
+    assert filtered.exit_code == 0, filtered.output
+    assert all(h["aesthetic_score"] > 9 for h in json.loads(filtered.stdout))
+
+
+def test_cli_run_against_the_s3_endpoint(curated: dict, local_s3: Any) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    cfg = curated["config"]
+    args = ["run", "--bucket", curated["bucket"], "--prefix", "raw/"]
+    args += ["--endpoint-url", local_s3.endpoint_url, "--lance-uri", cfg.lance_uri]
+    args += ["--workdir", str(cfg.workdir)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "objects seen 5" in result.output and "skipped 5" in result.output
