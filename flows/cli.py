@@ -17,6 +17,7 @@ from flows.environment import apply_quiet_offline_defaults
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
+notices = Console(stderr=True)  # notes that must not mix into --json output
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML run config")]
 LanceOpt = Annotated[str | None, typer.Option("--lance-uri", help="LanceDB folder or s3:// URI")]
@@ -177,6 +178,105 @@ def search(
         print(json.dumps([h.to_dict() for h in hits], indent=2))
     else:
         console.print(_hits_table(hits, f"search: {text!r}"))
+
+
+CaptionerOpt = Annotated[
+    str | None,
+    typer.Option("--captioner", help="describe | hf:<model or path> | openai:<base_url>#<model>"),
+]
+
+
+def _caption_config(config: Path | None, captioner: str | None, **caption: Any) -> Any:
+    from flows.config import build_config
+
+    section = {k: v for k, v in caption.items() if v is not None}
+    if captioner:
+        section["captioner"] = captioner
+    cfg = build_config(config, {"caption": section})
+    if cfg.caption.captioner == "describe":
+        notices.print(
+            "[dim]captioner: describe (model-free, offline). Set a real model with "
+            "--captioner hf:<model> or openai:<base_url>#<model> (caption.captioner).[/]",
+            highlight=False,
+        )
+    return cfg
+
+
+@app.command()
+def caption(
+    path: Annotated[Path, typer.Argument(help="a local video file", exists=True, dir_okay=False)],
+    mode: Annotated[str, typer.Option(help="diffsw | fast")] = "diffsw",
+    captioner: CaptionerOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Caption one video with DiffSW (or fast mode): keyframes, differential captions, summary."""
+    from flows.single import StageRejected, caption_video
+
+    cfg = _caption_config(config, captioner, mode=mode)
+    try:
+        result = caption_video(path, cfg)
+    except StageRejected as e:
+        console.print(f"[red]rejected[/] {escape(str(e))}")
+        raise typer.Exit(2) from e
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    console.print(f"[bold]{escape(result['captioner'])}[/] ({result['mode']})")
+    for d in result["differential_captions"]:
+        console.print(f"  {d['t']:7.2f} s  {escape(d['text'])}")
+    console.print(escape(result["caption"]))
+
+
+@app.command()
+def resummarize(
+    clip_id: Annotated[str, typer.Argument(help="a landed clip's clip_id")],
+    start: Annotated[float, typer.Option("--start", help="seconds")],
+    end: Annotated[float, typer.Option("--end", help="seconds")],
+    captioner: CaptionerOpt = None,
+    lance_uri: LanceOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Re-summarise a time range of a clip from its stored differential captions."""
+    from flows.rows import caption_version_row, steps_of
+    from storage.lance_store import LanceStore
+    from tasks.caption import CaptionerError
+    from tasks.caption import resummarize as resummarize_steps
+
+    cfg = _caption_config(config, captioner)
+    if lance_uri:
+        cfg = cfg.model_copy(update={"lance_uri": lance_uri})
+    store = LanceStore(cfg.lance_uri, cfg.lance_storage_options())
+    clip = store.clip(clip_id)
+    if clip is None:
+        console.print(f"[red]no clip {escape(clip_id)} in {escape(cfg.lance_uri)}[/]")
+        raise typer.Exit(2)
+    try:
+        result = resummarize_steps(steps_of(clip), start, end, cfg.caption)
+    except CaptionerError as e:
+        console.print(f"[red]{escape(str(e))}[/]")
+        raise typer.Exit(2) from e
+    store.upsert_caption_versions([caption_version_row(clip, result, start, end, "cli")])
+    console.print(escape(result.text))
+
+
+@app.command()
+def recaption(
+    prompt: Annotated[str, typer.Argument(help="a short prompt to expand")],
+    captioner: CaptionerOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Expand a short prompt into a detailed caption in the dataset's style."""
+    from tasks.caption import CaptionerError
+    from tasks.caption import recaption as expand
+
+    cfg = _caption_config(config, captioner)
+    try:
+        result = expand(prompt, cfg.caption)
+    except CaptionerError as e:
+        console.print(f"[red]{escape(str(e))}[/]")
+        raise typer.Exit(2) from e
+    console.print(escape(result.text))
 
 
 def main() -> None:

@@ -69,6 +69,7 @@ class RunConfig(BaseModel):
     workdir: Path = Path("./capflow-work")
     reprocess: bool = False
     max_workers: int = 2
+    chunk_objects: int = 16  # objects whose clips are captioned in one batched call
     probe: ProbeConfig = ProbeConfig()
     transitions: TransitionConfig = TransitionConfig()
     clips: ClipConfig = ClipConfig()

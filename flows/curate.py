@@ -1,9 +1,11 @@
 """The `curate` flow: new or changed objects under a prefix become landed, searchable clips.
 
-Per object (one S3 object at one ETag, the unit of work): download -> probe ->
-transitions -> clips -> keyframes -> aesthetic -> caption -> embed -> gate -> land, then
-the ledger records it. Bad media becomes quarantine rows and the run goes on; only
-infrastructure faults raise, and Prefect retries the object.
+Objects (one S3 object at one ETag is the unit of work) go in chunks: per object in
+parallel download -> probe -> transitions -> clips -> keyframes -> aesthetic; then one
+captioning call over all clips of the chunk (batched across objects); then per object
+embed -> gate -> land, and the ledger records it only after its rows commit. Bad media
+becomes quarantine rows and the run goes on; only infrastructure faults raise, and
+Prefect retries them.
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import progress
 from flows.config import PIPELINE_VERSION, RunConfig
-from flows.rows import clip_row, quarantine_row
+from flows.rows import caption_version_row, clip_row, quarantine_row
 from quality.gate import BatchRejected, run_gate
 from storage.lance_store import LanceStore
 from storage.ledger import Ledger, Status
 from storage.s3 import download_object, list_videos, make_client
-from storage.types import ObjectRef, Rejection, RejectReason, ScoredClip
+from storage.types import Caption, ObjectRef, ProbeInfo, Rejection, RejectReason, ScoredClip
 from tasks.aesthetic import aesthetic_task
 from tasks.caption import caption_task
 from tasks.clips import clips_task
@@ -67,29 +69,39 @@ class RunReport:
         return self.seen == self.landed + self.quarantined + self.skipped + self.failed
 
 
-def process_object(
-    obj: ObjectRef, config: RunConfig, run_id: str
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Run every stage on one object: (clip rows that passed the gate, quarantine rows)."""
-    quarantined: list[Rejection] = []
+@dataclass
+class Prepared:
+    """One object after the CPU stages: clips ready to caption, and what was set aside."""
+
+    obj: ObjectRef
+    probe: ProbeInfo | None = None
+    scored: list[ScoredClip] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def prepare_object(obj: ObjectRef, config: RunConfig) -> Prepared:
+    """Download, probe, find shots, cut clips, pick keyframes, score: the per-object stages."""
+    prepared = Prepared(obj)
     tmp_root = Path(config.workdir) / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
         local = download_object(make_client(config.s3.options()), obj, Path(tmp) / "input")
         if isinstance(local, Rejection):
-            return [], [quarantine_row(obj, local, PIPELINE_VERSION, run_id)]
+            prepared.rejected.append(local)
+            return prepared
         probe = probe_task(local, config.probe)
         if isinstance(probe, Rejection):
-            return [], [quarantine_row(obj, probe, PIPELINE_VERSION, run_id)]
+            prepared.rejected.append(probe)
+            return prepared
+        prepared.probe = probe
         analysis = transitions_task(local, probe, config.transitions)
         if isinstance(analysis, Rejection):
-            return [], [quarantine_row(obj, analysis, PIPELINE_VERSION, run_id)]
+            prepared.rejected.append(analysis)
+            return prepared
         clips = clips_task(analysis, config.clips)
         if not clips:
             detail = f"no shot of at least {config.clips.min_clip_s} s after trimming"
-            no_clips = Rejection("clips", RejectReason.NO_CLIPS, detail)
-            return [], [quarantine_row(obj, no_clips, PIPELINE_VERSION, run_id)]
-        scored: list[ScoredClip] = []
+            prepared.rejected.append(Rejection("clips", RejectReason.NO_CLIPS, detail))
         for clip in clips:
             keyframes = keyframes_task(local, probe, clip, config.keyframes)
             result = (
@@ -98,72 +110,106 @@ def process_object(
                 else aesthetic_task(clip, keyframes, config.aesthetic)
             )
             if isinstance(result, Rejection):
-                quarantined.append(result)
+                prepared.rejected.append(result)
             else:
-                scored.append(result)
-    captions = caption_task(scored, config.caption)
-    captioned = []
-    for clip, cap in zip(scored, captions, strict=True):
-        if isinstance(cap, Rejection):
-            quarantined.append(cap)
-        else:
-            captioned.append((clip, cap))
-    vectors = embed_task([cap.text for _, cap in captioned], config.embed)
-    embedder = load_embedder(config.embed.model, config.embed.device, config.embed.batch_size)
-    rows = [
-        clip_row(obj, probe, clip, cap, vec.tolist(), embedder.name, PIPELINE_VERSION, run_id)
-        for (clip, cap), vec in zip(captioned, vectors, strict=True)
-    ]
-    gate = run_gate(rows, config.quality, embedder.dim)
-    for row, names in gate.failed:
-        span = (row["start_s"], row["end_s"])
-        quarantined.append(
-            Rejection("quality", RejectReason.QUALITY_FAILED, "failed: " + ", ".join(names), span)
-        )
-    q_rows = [quarantine_row(obj, r, PIPELINE_VERSION, run_id) for r in quarantined]
-    return gate.passed, q_rows
-
-
-def curate_object(obj: ObjectRef, config: RunConfig, run_id: str) -> ObjectOutcome:
-    """Process and land one object version; record it in the ledger after the commit."""
-    store = LanceStore(config.lance_uri, config.lance_storage_options())
-    ledger = Ledger(store)
-    try:
-        clip_rows, q_rows = process_object(obj, config, run_id)
-    except BatchRejected as e:
-        clip_rows = []
-        q_rows = [
-            quarantine_row(
-                obj,
-                Rejection("quality", RejectReason.QUALITY_FAILED, str(e)),
-                PIPELINE_VERSION,
-                run_id,
-            )
-        ]
-    embedder = load_embedder(config.embed.model, config.embed.device, config.embed.batch_size)
-    store.upsert_clips(clip_rows, embedder.dim)
-    store.upsert_quarantine(q_rows)
-    if clip_rows:
-        store.delete_other_versions(obj.bucket, obj.key, obj.etag)
-    status = Status.DONE if clip_rows else Status.QUARANTINED
-    reasons = [r["reason"] for r in q_rows]
-    ledger.record(
-        obj, status, run_id, PIPELINE_VERSION, clips=len(clip_rows), error=";".join(reasons)
-    )
-    outcome = "landed" if clip_rows else "quarantined"
-    progress.emit("finished", f"{outcome} {obj.uri}")
-    return ObjectOutcome(obj.uri, outcome, len(clip_rows), reasons)
+                prepared.scored.append(result)
+    return prepared
 
 
 @task(
-    name="curate-object",
+    name="prepare-object",
     cache_policy=NO_CACHE,
     retries=2,
     retry_delay_seconds=2,
     retry_jitter_factor=0.5,
 )
-def curate_object_task(obj: ObjectRef, config: RunConfig, run_id: str) -> ObjectOutcome:
-    return curate_object(obj, config, run_id)
+def prepare_object_task(obj: ObjectRef, config: RunConfig) -> Prepared:
+    return prepare_object(obj, config)
+
+
+def land_object(
+    prepared: Prepared, captions: list[Caption | Rejection], config: RunConfig, run_id: str
+) -> ObjectOutcome:
+    """Embed, gate and land one object's clips; record it in the ledger after the commit."""
+    obj = prepared.obj
+    store = LanceStore(config.lance_uri, config.lance_storage_options())
+    embedder = load_embedder(config.embed.model, config.embed.device, config.embed.batch_size)
+    rejected = list(prepared.rejected)
+    captioned = []
+    for clip, cap in zip(prepared.scored, captions, strict=True):
+        if isinstance(cap, Rejection):
+            rejected.append(cap)
+        else:
+            captioned.append((clip, cap))
+    vectors = embed_task([cap.text for _, cap in captioned], config.embed)
+    rows = [
+        clip_row(
+            obj, prepared.probe, clip, cap, vec.tolist(), embedder.name, PIPELINE_VERSION, run_id
+        )
+        for (clip, cap), vec in zip(captioned, vectors, strict=True)
+        if prepared.probe is not None
+    ]
+    try:
+        gate = run_gate(rows, config.quality, embedder.dim)
+        landing = gate.passed
+        for row, names in gate.failed:
+            detail = "failed: " + ", ".join(names)
+            span = (row["start_s"], row["end_s"])
+            rejected.append(Rejection("quality", RejectReason.QUALITY_FAILED, detail, span))
+    except BatchRejected as e:
+        landing = []
+        rejected.append(Rejection("quality", RejectReason.QUALITY_FAILED, str(e)))
+    q_rows = [quarantine_row(obj, r, PIPELINE_VERSION, run_id) for r in rejected]
+    store.upsert_clips(landing, embedder.dim)
+    store.upsert_caption_versions([caption_version_row(r) for r in landing])
+    store.upsert_quarantine(q_rows)
+    if landing:
+        store.delete_other_versions(obj.bucket, obj.key, obj.etag)
+    status = Status.DONE if landing else Status.QUARANTINED
+    reasons = [r["reason"] for r in q_rows]
+    Ledger(store).record(
+        obj, status, run_id, PIPELINE_VERSION, clips=len(landing), error=";".join(reasons)
+    )
+    outcome = "landed" if landing else "quarantined"
+    progress.emit("finished", f"{outcome} {obj.uri}")
+    return ObjectOutcome(obj.uri, outcome, len(landing), reasons)
+
+
+@task(name="land-object", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def land_object_task(
+    prepared: Prepared, captions: list[Caption | Rejection], config: RunConfig, run_id: str
+) -> ObjectOutcome:
+    return land_object(prepared, captions, config, run_id)
+
+
+def curate_chunk(
+    objects: list[ObjectRef], config: RunConfig, run_id: str
+) -> list[ObjectOutcome | BaseException]:
+    """CPU stages per object in parallel, one batched captioning call over every clip of
+    the chunk (wavefront batching across objects), then embed, gate and land per object."""
+    futures = [prepare_object_task.submit(obj, config) for obj in objects]
+    prepared: list[Prepared | BaseException] = []
+    for future in futures:
+        try:
+            prepared.append(future.result())
+        except Exception as e:  # an infrastructure fault that outlived the retries
+            prepared.append(e)
+    ready = [p for p in prepared if isinstance(p, Prepared)]
+    all_clips = [c for p in ready for c in p.scored]
+    captions = caption_task(all_clips, config.caption) if all_clips else []
+    outcomes: list[ObjectOutcome | BaseException] = []
+    offset = 0
+    for p in prepared:
+        if isinstance(p, BaseException):
+            outcomes.append(p)
+            continue
+        mine = captions[offset : offset + len(p.scored)]
+        offset += len(p.scored)
+        try:
+            outcomes.append(land_object_task(p, mine, config, run_id))
+        except Exception as e:
+            outcomes.append(e)
+    return outcomes
 
 
 def _report_markdown(report: RunReport) -> str:
@@ -202,22 +248,24 @@ def curate(config: RunConfig) -> dict[str, Any]:
     )
     progress.emit("planned", str(len(todo)))
     report = RunReport(run_id=run_id, seen=len(listed), skipped=len(skipped))
-    futures = [curate_object_task.submit(obj, config, run_id) for obj in todo]
     reasons: Counter[str] = Counter()
-    for obj, future in zip(todo, futures, strict=True):
-        try:
-            outcome: ObjectOutcome = future.result()
-        except Exception as e:  # an infrastructure fault that outlived the retries
-            logger.error("object %s failed: %s", obj.uri, type(e).__name__)
-            ledger.record(obj, Status.FAILED, run_id, PIPELINE_VERSION, error=type(e).__name__)
-            progress.emit("finished", f"failed {obj.uri}")
-            report.failed += 1
-            continue
-        report.landed += outcome.status == "landed"
-        report.quarantined += outcome.status == "quarantined"
-        report.clips_landed += outcome.clips_landed
-        report.rows_quarantined += len(outcome.reasons)
-        reasons.update(outcome.reasons)
+    size = max(1, config.chunk_objects)
+    for first in range(0, len(todo), size):
+        chunk = todo[first : first + size]
+        for obj, outcome in zip(chunk, curate_chunk(chunk, config, run_id), strict=True):
+            if isinstance(outcome, BaseException):
+                logger.error("object %s failed: %s", obj.uri, type(outcome).__name__)
+                ledger.record(
+                    obj, Status.FAILED, run_id, PIPELINE_VERSION, error=type(outcome).__name__
+                )
+                progress.emit("finished", f"failed {obj.uri}")
+                report.failed += 1
+                continue
+            report.landed += outcome.status == "landed"
+            report.quarantined += outcome.status == "quarantined"
+            report.clips_landed += outcome.clips_landed
+            report.rows_quarantined += len(outcome.reasons)
+            reasons.update(outcome.reasons)
     report.reasons = dict(reasons)
     report.wall_s = round(time.monotonic() - started, 2)
     reports = Path(config.workdir) / "reports"

@@ -7,6 +7,7 @@ from typing import Any
 
 from storage.types import (
     Caption,
+    DiffCaption,
     ObjectRef,
     ProbeInfo,
     Rejection,
@@ -14,6 +15,7 @@ from storage.types import (
     clip_id,
     stable_id,
 )
+from tasks.caption_text import repetition_ratio
 
 
 def clip_row(
@@ -51,6 +53,8 @@ def clip_row(
         "caption_model": caption.model,
         "caption_mode": caption.mode,
         "prompt_version": caption.prompt_version,
+        "caption_seconds": caption.seconds,
+        "caption_repetition": repetition_ratio(caption.text),
         "embedding_model": embedding_model,
         "text_embedding": embedding,
         "pipeline_version": pipeline_version,
@@ -81,3 +85,51 @@ def quarantine_row(
         "run_id": run_id,
         "created_at": datetime.now(UTC),
     }
+
+
+def caption_version_row(
+    clip: dict[str, Any],
+    caption: Caption | None = None,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """A row of `caption_versions`: one per (clip, model, prompt version, mode, span), so a
+    re-caption with another model or prompt adds a version instead of overwriting."""
+    if caption is None:  # the caption the clip landed with
+        text, model, mode, version = (
+            clip["caption"],
+            clip["caption_model"],
+            clip["caption_mode"],
+            clip["prompt_version"],
+        )
+        steps = clip["differential_captions"]
+    else:
+        text, model, mode, version = (
+            caption.text,
+            caption.model,
+            caption.mode,
+            caption.prompt_version,
+        )
+        steps = [{"t": d.t, "text": d.text} for d in caption.differential]
+    start = clip["start_s"] if start_s is None else start_s
+    end = clip["end_s"] if end_s is None else end_s
+    return {
+        "version_id": stable_id(
+            clip["clip_id"], model, version, mode, round(start, 3), round(end, 3)
+        ),
+        "clip_id": clip["clip_id"],
+        "caption_model": model,
+        "prompt_version": version,
+        "caption_mode": mode,
+        "start_s": start,
+        "end_s": end,
+        "caption": text,
+        "differential_captions": steps,
+        "run_id": run_id or clip.get("run_id", ""),
+        "created_at": datetime.now(UTC),
+    }
+
+
+def steps_of(clip: dict[str, Any]) -> list[DiffCaption]:
+    return [DiffCaption(float(d["t"]), d["text"]) for d in clip["differential_captions"] or []]

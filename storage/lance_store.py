@@ -124,6 +124,15 @@ class LanceStore:
             f"bucket = {sql_str(bucket)} AND key = {sql_str(key)} AND etag != {sql_str(keep_etag)}",
         )
 
+    def upsert_caption_versions(self, rows: Sequence[dict[str, Any]]) -> int:
+        return self.upsert(
+            schema.CAPTION_VERSIONS, schema.CAPTION_VERSIONS_SCHEMA, "version_id", rows
+        )
+
+    def clip(self, clip_id: str) -> dict[str, Any] | None:
+        rows = self.rows(schema.CLIPS, f"clip_id = {sql_str(clip_id)}")
+        return rows[0] if rows else None
+
     def upsert_quarantine(self, rows: Sequence[dict[str, Any]]) -> int:
         return self.upsert(schema.QUARANTINE, schema.QUARANTINE_SCHEMA, "quarantine_id", rows)
 

@@ -7,6 +7,7 @@ import pyarrow as pa
 CLIPS = "clips"
 QUARANTINE = "quarantine"
 LEDGER = "ledger"
+CAPTION_VERSIONS = "caption_versions"
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -40,6 +41,8 @@ def clips_schema(embedding_dim: int) -> pa.Schema:
             pa.field("caption_model", pa.string()),
             pa.field("caption_mode", pa.string()),
             pa.field("prompt_version", pa.string()),
+            pa.field("caption_seconds", pa.float64()),
+            pa.field("caption_repetition", pa.float64()),
             pa.field("embedding_model", pa.string()),
             pa.field("text_embedding", pa.list_(pa.float32(), embedding_dim)),
             pa.field("pipeline_version", pa.string()),
@@ -82,5 +85,24 @@ LEDGER_SCHEMA = pa.schema(
         pa.field("run_id", pa.string()),
         pa.field("error", pa.string()),
         pa.field("updated_at", _TS),
+    ]
+)
+
+CAPTION_VERSIONS_SCHEMA = pa.schema(
+    [
+        pa.field("version_id", pa.string(), nullable=False),
+        pa.field("clip_id", pa.string(), nullable=False),
+        pa.field("caption_model", pa.string()),
+        pa.field("prompt_version", pa.string()),
+        pa.field("caption_mode", pa.string()),
+        pa.field("start_s", pa.float64()),
+        pa.field("end_s", pa.float64()),
+        pa.field("caption", pa.string()),
+        pa.field(
+            "differential_captions",
+            pa.list_(pa.struct([("t", pa.float64()), ("text", pa.string())])),
+        ),
+        pa.field("run_id", pa.string()),
+        pa.field("created_at", _TS),
     ]
 )

@@ -127,6 +127,7 @@ class Caption:
     model: str
     mode: str
     prompt_version: str
+    seconds: float = 0.0  # model time spent on this clip (its share of batched calls)
 
 
 @dataclass(frozen=True)

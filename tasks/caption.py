@@ -1,20 +1,27 @@
 """Caption clips with Differential Sliding-Window captioning (ShareGPT4Video).
 
-Backends are chosen by name (`caption.captioner`) and loaded once per process. The one
-shipped now is `describe`, the model-free offline default; model backends (`hf:`,
-`openai:`) plug in behind the same Protocol.
+`caption.captioner` picks the backend, loaded once per process:
+- `describe` (offline default): the model-free describer, labelled as such in every row;
+- `hf:<model id or path>`: a transformers image-text-to-text model (tasks/backends/hf.py);
+- `openai:<base_url>#<model>`: an OpenAI-compatible server (tasks/backends/openai_compat.py).
+Model backends run through DiffSWCaptioner (tasks/diffsw.py), which batches across clips.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
-from storage.types import Caption, Rejection, RejectReason, ScoredClip
+from storage.types import Caption, DiffCaption, Rejection, RejectReason, ScoredClip
+from tasks import prompts
+from tasks.backends.protocol import GenerationRequest, VisionLanguageModel
+from tasks.caption_text import clean_caption
 from tasks.wrap import stage_task
 
 STAGE = "caption"
+MODES = ("diffsw", "fast")
 
 
 class Captioner(Protocol):
@@ -22,34 +29,76 @@ class Captioner(Protocol):
     prompt_version: str
     mode: str
 
-    def caption(self, clips: list[ScoredClip]) -> list[Caption]:
-        """One Caption per clip, in order; a batch lets a backend batch its model calls."""
+    def caption(self, clips: list[ScoredClip]) -> list[Caption | Rejection]:
+        """One result per clip, in order; a batch lets a backend batch its model calls."""
         ...
 
 
 @dataclass(frozen=True)
 class CaptionConfig:
     captioner: str = "describe"
+    mode: str = "diffsw"
+    pool_size: int = 8  # clips advanced together, one step each per model call
+    max_new_tokens: int = 256
+    summary_words: int = 300
+    stack_pairs: bool = False
+    max_concurrency: int = 4  # openai: requests in flight
+    timeout_s: float = 120.0  # openai: per request
+
+
+class CaptionerError(ValueError):
+    pass
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+def load_model(cfg: CaptionConfig) -> VisionLanguageModel:
+    """The model behind an `hf:` or `openai:` spec, loaded once per process."""
+    with _LOAD_LOCK:
+        return _load_model(cfg.captioner, cfg.max_new_tokens, cfg.max_concurrency, cfg.timeout_s)
 
 
 @lru_cache(maxsize=4)
-def load_captioner(spec: str) -> Captioner:
-    if spec == "describe":
-        from tasks.backends.describe import Describer
+def _load_model(
+    spec: str, max_new_tokens: int, concurrency: int, timeout_s: float
+) -> VisionLanguageModel:
+    kind, _, rest = spec.partition(":")
+    if kind == "hf" and rest:
+        from tasks.backends.hf import HFVisionLanguageModel
 
-        return Describer()
-    raise ValueError(
-        f"unknown captioner {spec!r}: set caption.captioner to 'describe' (offline default)"
+        return HFVisionLanguageModel(rest, max_new_tokens=max_new_tokens)
+    if kind == "openai" and "#" in rest:
+        from tasks.backends.openai_compat import OpenAICompatModel
+
+        base_url, _, model = rest.rpartition("#")
+        return OpenAICompatModel(base_url, model, max_new_tokens, concurrency, timeout_s)
+    raise CaptionerError(
+        f"unknown captioner {spec!r}: set caption.captioner to 'describe' (offline default), "
+        "'hf:<model id or path>' or 'openai:<base_url>#<model>'"
     )
 
 
+def load_captioner(cfg: CaptionConfig) -> Captioner:
+    if cfg.mode not in MODES:
+        raise CaptionerError(f"caption.mode must be one of {MODES}, not {cfg.mode!r}")
+    if cfg.captioner == "describe":
+        from tasks.backends.describe import Describer
+
+        return Describer(cfg.mode)
+    from tasks.diffsw import DiffSWCaptioner, DiffSWOptions
+
+    options = DiffSWOptions(cfg.mode, cfg.pool_size, cfg.stack_pairs, cfg.summary_words)
+    return DiffSWCaptioner(load_model(cfg), options)
+
+
 def caption_clips(clips: list[ScoredClip], captioner: Captioner) -> list[Caption | Rejection]:
-    """Captions for a batch; a clip whose caption comes back empty is a Rejection."""
+    """Captions for a batch; an empty caption is a Rejection, never a landed row."""
     if not clips:
         return []
     out: list[Caption | Rejection] = []
     for clip, cap in zip(clips, captioner.caption(clips), strict=True):
-        if not cap.text.strip():
+        if isinstance(cap, Caption) and not cap.text.strip():
             span = (clip.span.start_s, clip.span.end_s)
             out.append(Rejection(STAGE, RejectReason.CAPTION_FAILED, "empty caption", span))
         else:
@@ -57,6 +106,37 @@ def caption_clips(clips: list[ScoredClip], captioner: Captioner) -> list[Caption
     return out
 
 
-@stage_task("caption")
+def resummarize(
+    steps: list[DiffCaption], start_s: float, end_s: float, cfg: CaptionConfig
+) -> Caption:
+    """Clip summary mode: a new caption for [start_s, end_s] from stored differential
+    captions, with no frame decoded."""
+    chosen = [s for s in steps if start_s <= s.t <= end_s]
+    if not chosen:
+        raise CaptionerError(f"no differential caption between {start_s} s and {end_s} s")
+    if cfg.captioner == "describe":
+        from tasks.backends.describe import NAME, PROMPT_VERSION, summarize_steps
+
+        return Caption(summarize_steps(chosen), chosen, NAME, "summary", PROMPT_VERSION)
+    model = load_model(cfg)
+    [reply] = model.generate([GenerationRequest(prompts.summary_prompt(chosen, cfg.summary_words))])
+    return Caption(clean_caption(reply), chosen, model.name, "summary", prompts.PROMPT_VERSION)
+
+
+def recaption(prompt: str, cfg: CaptionConfig) -> Caption:
+    """Prompt re-captioning: expand a short prompt into a detailed caption (text only)."""
+    if cfg.captioner == "describe":
+        raise CaptionerError(
+            "prompt re-captioning needs a language model: set caption.captioner "
+            "(--captioner) to 'hf:<model>' or 'openai:<base_url>#<model>'"
+        )
+    model = load_model(cfg)
+    [reply] = model.generate(
+        [GenerationRequest(prompts.recaption_prompt(prompt, cfg.summary_words))]
+    )
+    return Caption(clean_caption(reply), [], model.name, "recaption", prompts.PROMPT_VERSION)
+
+
+@stage_task("caption", tags=["gpu"])
 def caption_task(clips: list[ScoredClip], cfg: CaptionConfig) -> list[Caption | Rejection]:
-    return caption_clips(clips, load_captioner(cfg.captioner))
+    return caption_clips(clips, load_captioner(cfg))

@@ -176,11 +176,17 @@ def summarize(clip: ScoredClip, steps: list[DiffCaption]) -> str:
 
 
 class Describer:
-    """Captioner backend `describe`: DiffSW's three steps without a model."""
+    """Captioner backend `describe`: DiffSW's three steps without a model.
+
+    In `fast` mode it writes the same summary and keeps no differential steps, as a
+    one-call captioner would.
+    """
 
     name = NAME
     prompt_version = PROMPT_VERSION
-    mode = "diffsw"
+
+    def __init__(self, mode: str = "diffsw") -> None:
+        self.mode = mode
 
     def caption(self, clips: list[ScoredClip]) -> list[Caption]:
         return [self._caption_one(c) for c in clips]
@@ -191,4 +197,11 @@ class Describer:
         for prev, cur in pairwise(kfs):
             window = [m for m in clip.span.motion_track if prev.t <= m[0] <= cur.t]
             steps.append(DiffCaption(cur.t, describe_change(prev, cur, window)))
-        return Caption(summarize(clip, steps), steps, self.name, self.mode, self.prompt_version)
+        text = summarize(clip, steps)
+        kept = steps if self.mode == "diffsw" else []
+        return Caption(text, kept, self.name, self.mode, self.prompt_version)
+
+
+def summarize_steps(steps: list[DiffCaption]) -> str:
+    """Re-summarise stored steps without frames: the steps in time order, timed."""
+    return " ".join(f"At {s.t:.1f} s: {s.text}" for s in sorted(steps, key=lambda s: s.t))

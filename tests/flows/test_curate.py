@@ -175,3 +175,23 @@ def test_cli_run_against_the_s3_endpoint(curated: dict, local_s3: Any) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "objects seen 5" in result.output and "skipped 5" in result.output
+
+
+def test_caption_versions_and_resummarize(curated: dict) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    store = LanceStore(curated["config"].lance_uri)
+    clip = next(r for r in store.rows(schema.CLIPS) if len(r["keyframe_times"]) >= 2)
+    versions = store.rows(schema.CAPTION_VERSIONS, f"clip_id = '{clip['clip_id']}'")
+    assert [v["caption_mode"] for v in versions] == ["diffsw"]
+    first_t = clip["keyframe_times"][0]
+    args = ["resummarize", clip["clip_id"], "--start", str(first_t), "--end", str(first_t + 0.01)]
+    result = CliRunner().invoke(app, [*args, "--lance-uri", curated["config"].lance_uri])
+    assert result.exit_code == 0, result.output
+    versions = store.rows(schema.CAPTION_VERSIONS, f"clip_id = '{clip['clip_id']}'")
+    assert sorted(v["caption_mode"] for v in versions) == ["diffsw", "summary"]
+    summary = next(v for v in versions if v["caption_mode"] == "summary")
+    assert [d["t"] for d in summary["differential_captions"]] == [first_t]  # only the range
+    assert store.clip(clip["clip_id"])["caption"] == clip["caption"]  # nothing overwritten

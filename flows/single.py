@@ -1,0 +1,53 @@
+"""One local video through the stages, outside any flow: `capflow caption` and friends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flows.config import RunConfig
+from storage.types import ClipSpan, Rejection, ScoredClip
+from tasks.caption import caption_clips, load_captioner
+from tasks.keyframes import extract_keyframes
+from tasks.probe import probe_video
+from tasks.transitions import analyse_shots
+
+
+class StageRejected(Exception):
+    def __init__(self, rejection: Rejection) -> None:
+        super().__init__(f"{rejection.stage}: {rejection.reason} ({rejection.detail})")
+        self.rejection = rejection
+
+
+def whole_video_clip(path: Path, config: RunConfig) -> tuple[ClipSpan, Any]:
+    """The whole video as one clip, with its motion track (for the describer)."""
+    probe = probe_video(path, config.probe)
+    if isinstance(probe, Rejection):
+        raise StageRejected(probe)
+    analysis = analyse_shots(path, probe, config.transitions)
+    if isinstance(analysis, Rejection):
+        raise StageRejected(analysis)
+    times = analysis.times
+    step = (times[-1] - times[0]) / max(1, len(times) - 1)
+    track = tuple((t, v[0], v[1]) for t, v in zip(times, analysis.velocity, strict=True))
+    motion = sum(analysis.motion) / len(analysis.motion)
+    return ClipSpan(0, times[0], times[-1] + step, round(motion, 5), track), probe
+
+
+def caption_video(path: Path, config: RunConfig) -> dict[str, Any]:
+    """Caption a whole local video; the JSON shape `capflow caption --json` prints."""
+    clip, probe = whole_video_clip(path, config)
+    keyframes = extract_keyframes(path, probe, clip, config.keyframes)
+    if isinstance(keyframes, Rejection):
+        raise StageRejected(keyframes)
+    captioner = load_captioner(config.caption)
+    [result] = caption_clips([ScoredClip(clip, keyframes, 0.0, "none")], captioner)
+    if isinstance(result, Rejection):
+        raise StageRejected(result)
+    return {
+        "mode": result.mode,
+        "captioner": result.model,
+        "keyframes": [{"t": k.t} for k in keyframes],
+        "differential_captions": [{"t": d.t, "text": d.text} for d in result.differential],
+        "caption": result.text,
+    }

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+
+def test_caption_json_shape_with_the_describer(samples: dict) -> None:
+    result = CliRunner().invoke(app, ["caption", str(samples["sunset_meadow"].path), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["mode"] == "diffsw" and out["captioner"] == "describe"
+    assert len(out["differential_captions"]) == len(out["keyframes"]) >= 2
+    assert [d["t"] for d in out["differential_captions"]] == [k["t"] for k in out["keyframes"]]
+    assert out["caption"]
+    assert "describe (model-free" in result.stderr  # the CLI says how to set a real model
+
+
+def test_caption_fast_mode_has_no_differential_steps(samples: dict) -> None:
+    path = str(samples["night_harbour"].path)
+    result = CliRunner().invoke(app, ["caption", path, "--mode", "fast", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["mode"] == "fast" and out["differential_captions"] == [] and out["caption"]
+
+
+def test_caption_of_a_non_video_is_a_clear_rejection(samples: dict) -> None:
+    result = CliRunner().invoke(app, ["caption", str(samples["not_a_video"].path), "--json"])
+    assert result.exit_code == 2 and "not_video" in result.output
+
+
+def test_recaption_without_a_model_says_which_setting() -> None:
+    result = CliRunner().invoke(app, ["recaption", "a dog on a beach"])
+    assert result.exit_code == 2 and "caption.captioner" in result.output
