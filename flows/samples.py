@@ -7,7 +7,7 @@ flat shot meant to fail the aesthetic filter, and one is random bytes with a vid
 
 from __future__ import annotations
 
-import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +117,6 @@ def synthesize_samples(out_dir: Path) -> list[Sample]:
         make_video(out_dir / "grey_fog.mp4", [("fog", 4)], []),
     ]
     broken = out_dir / "not_a_video.mp4"
-    broken.write_bytes(os.urandom(4096))
+    broken.write_bytes(random.Random(0).randbytes(4096))  # noqa: S311 - same bytes each time
     samples.append(Sample(broken.stem, broken, [], []))
     return samples

@@ -80,6 +80,25 @@ def _ffprobe_json(path: Path, timeout_s: float) -> dict[str, Any] | str:
         return "probe printed no JSON"
 
 
+def has_container_signature(path: Path) -> bool:
+    """Whether the bytes start like a video container (MP4/MOV, Matroska/WebM, AVI, FLV,
+    MPEG-TS/PS), whatever the file is called."""
+    with open(path, "rb") as f:
+        head = f.read(189)
+    return (
+        head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide")
+        or head.startswith((b"\x1a\x45\xdf\xa3", b"FLV", b"\x00\x00\x01\xba"))
+        or (head.startswith(b"RIFF") and head[8:12] == b"AVI ")
+        or (head[:1] == b"\x47" and head[188:189] == b"\x47")  # MPEG-TS sync bytes
+    )
+
+
+def failure_reason(path: Path) -> RejectReason:
+    """A damaged video (`probe_failed`) or bytes that are no video at all (`not_video`),
+    decided by content: ffprobe's own guess leans on the file name."""
+    return RejectReason.PROBE_FAILED if has_container_signature(path) else RejectReason.NOT_VIDEO
+
+
 def _rate(text: str | None) -> float:
     try:
         value = Fraction(text or "0/1")
@@ -141,8 +160,7 @@ def probe_video(path: Path, cfg: ProbeConfig) -> ProbeInfo | Rejection:
     except media.MediaTimeout as e:
         return Rejection(STAGE, RejectReason.PROBE_TIMEOUT, str(e))
     if isinstance(data, str):
-        reason = RejectReason.NOT_VIDEO if "Invalid data" in data else RejectReason.PROBE_FAILED
-        return Rejection(STAGE, reason, data)
+        return Rejection(STAGE, failure_reason(path), data)
     return interpret_probe(data, cfg)
 
 
