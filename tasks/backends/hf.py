@@ -42,6 +42,7 @@ class HFVisionLanguageModel:
         if tokenizer is not None:
             tokenizer.padding_side = "left"  # generation continues on the right
         self._lock = threading.Lock()
+        self.generated_tokens = 0  # for throughput figures (benchmarks, run reports)
 
     def _inputs(self, group: list[GenerationRequest]) -> Any:
         from PIL import Image
@@ -80,6 +81,8 @@ class HFVisionLanguageModel:
                     torch.cuda.empty_cache()
                     raise BackendOutOfMemory(str(e)) from e
                 new_tokens = out[:, inputs["input_ids"].shape[1] :]
+                pad = getattr(self.processor.tokenizer, "pad_token_id", None)
+                self.generated_tokens += int((new_tokens != pad).sum())
                 texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
                 for (i, _), text in zip(batch, texts, strict=True):
                     replies[i] = text.strip()
