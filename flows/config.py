@@ -70,6 +70,7 @@ class RunConfig(BaseModel):
     reprocess: bool = False
     max_workers: int = 2
     chunk_objects: int = 16  # objects whose clips are captioned in one batched call
+    gpu_concurrency: int = 1  # the `gpu` tag limit, created if the Prefect API has none
     probe: ProbeConfig = ProbeConfig()
     transitions: TransitionConfig = TransitionConfig()
     clips: ClipConfig = ClipConfig()

@@ -27,6 +27,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import progress
 from flows.config import PIPELINE_VERSION, RunConfig
+from flows.limits import ensure_tag_limits
 from flows.rows import caption_version_row, clip_row, quarantine_row
 from quality.gate import BatchRejected, run_gate
 from storage.lance_store import LanceStore
@@ -238,6 +239,7 @@ def curate(config: RunConfig) -> dict[str, Any]:
     started = time.monotonic()
     ctx = FlowRunContext.get()
     run_id = str(ctx.flow_run.id) if ctx and ctx.flow_run else uuid.uuid4().hex
+    ensure_tag_limits({"gpu": config.gpu_concurrency})
     src = config.source
     client = make_client(config.s3.options())
     listed = list(list_videos(client, src.bucket, src.prefix, src.since, src.until))

@@ -195,3 +195,36 @@ def test_caption_versions_and_resummarize(curated: dict) -> None:
     summary = next(v for v in versions if v["caption_mode"] == "summary")
     assert [d["t"] for d in summary["differential_captions"]] == [first_t]  # only the range
     assert store.clip(clip["clip_id"])["caption"] == clip["caption"]  # nothing overwritten
+
+
+def test_the_flow_uses_the_configured_captioner(
+    curated: dict, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    from tests.models import build_tiny_llava
+
+    model = build_tiny_llava(tmp_path_factory.mktemp("flow-llava"))
+    tmp = tmp_path_factory.mktemp("flow-hf")
+    config = curated["config"].model_copy(
+        update={
+            "lance_uri": str(tmp / "lance"),
+            "caption": curated["config"].caption.__class__(
+                captioner=f"hf:{model}", max_new_tokens=24, pool_size=4
+            ),
+        }
+    )
+    report = run_curate(config)
+    store = LanceStore(config.lance_uri)
+    rows = store.rows(schema.CLIPS)
+    assert rows and all(r["caption_model"] == f"hf:{model}" for r in rows)
+    assert all(r["caption_seconds"] > 0 for r in rows)
+    caption_rejects = [
+        r for r in store.rows(schema.QUARANTINE) if r["stage"] in ("caption", "quality")
+    ]
+    # Every clip the describer run landed reached this captioner too: landed or quarantined.
+    expected = LanceStore(curated["config"].lance_uri).count(schema.CLIPS)
+    assert len(rows) == report["clips_landed"]
+    assert len(rows) + len(caption_rejects) == expected
+    with get_client(sync_client=True) as client:
+        assert client.read_concurrency_limit_by_tag("gpu").concurrency_limit == 1
