@@ -25,7 +25,7 @@ LanceOpt = Annotated[str | None, typer.Option("--lance-uri", help="LanceDB folde
 
 def _run_with_progress(config: Any) -> dict[str, Any]:
     from flows import progress
-    from flows.curate import run_curate
+    from flows.curate import QualityGateFailed, run_curate
 
     with Progress(
         SpinnerColumn(),
@@ -47,6 +47,9 @@ def _run_with_progress(config: Any) -> dict[str, Any]:
         unsubscribe = progress.subscribe(on_event)
         try:
             report = run_curate(config)
+        except QualityGateFailed as e:
+            console.print(f"[red]run failed its quality gate:[/] {escape(str(e))}")
+            raise typer.Exit(1) from e
         finally:
             unsubscribe()
     return report
@@ -60,6 +63,11 @@ def _print_report(report: dict[str, Any]) -> None:
     )
     for reason, n in sorted(report["reasons"].items()):
         console.print(f"  quarantined: {n} x {reason}")
+    if report.get("clips_gated"):
+        passed = report["clips_gated"] - report["clips_failed_gate"]
+        console.print(f"quality gate: {passed} of {report['clips_gated']} clips passed")
+    if report.get("data_docs"):
+        console.print(f"Data Docs: {report['data_docs']}")
 
 
 def _search(text: str, k: int, where: str | None, config: Any) -> list[Any]:

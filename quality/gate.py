@@ -1,89 +1,150 @@
-"""The gate before landing: great-expectations splits a batch into pass and quarantine.
+"""The gate before landing: great-expectations splits a batch into land and quarantine.
 
-Row-level failures send those rows to quarantine with the names of the expectations they
-broke; the rest land. A batch-level failure (duplicate ids) lands nothing of the batch.
+Row-level failures send those rows to quarantine with the names of the checks they broke;
+the rest land. A batch-level failure (duplicate ids) or a batch whose row count does not
+reconcile with what was captioned lands nothing and fails the run. Validation results are
+kept in the process's GX context, so Data Docs for a run are built once, at its end.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from quality.suites import BATCH_LEVEL, QualityConfig, clip_expectations
+from quality.frames import clip_frame, source_frame
+from quality.suites import Check, QualityConfig, clip_checks, source_checks
 
-_GX_LOCK = threading.Lock()  # the GX context is not documented as thread-safe
+_GX_LOCK = threading.Lock()  # one GX context per process; not documented as thread-safe
 
 
 class BatchRejected(Exception):
-    """A batch-level expectation failed: nothing of the batch may land."""
+    """A batch-level check failed: nothing of the batch may land."""
 
 
 @dataclass
 class GateResult:
     passed: list[dict[str, Any]]
-    failed: list[tuple[dict[str, Any], list[str]]]  # row, failed expectation names
-    counts: dict[str, int] = field(default_factory=dict)  # expectation -> failing rows
+    failed: list[tuple[dict[str, Any], list[str]]]  # row, names of the failed checks
+    evaluated: dict[str, int] = field(default_factory=dict)  # check -> rows evaluated
+    failures: dict[str, int] = field(default_factory=dict)  # check -> rows failing
 
 
 @lru_cache(maxsize=1)
-def _batch_definition() -> Any:
+def _context() -> tuple[Any, Any]:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     source = ctx.data_sources.add_pandas(name="capflow")
-    asset = source.add_dataframe_asset(name="clips")
-    return asset.add_batch_definition_whole_dataframe(name="batch")
+    return ctx, source
 
 
-def _frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    def norm(v: Sequence[float] | None) -> float:
-        return math.sqrt(sum(x * x for x in v)) if v is not None else float("nan")
-
-    return pd.DataFrame(
-        {
-            "clip_id": [r.get("clip_id") for r in rows],
-            "caption": [r.get("caption") for r in rows],
-            "duration_s": [r.get("duration_s") for r in rows],
-            "aesthetic_score": [r.get("aesthetic_score") for r in rows],
-            "embedding_dim": [len(r.get("text_embedding") or []) for r in rows],
-            "embedding_norm": [norm(r.get("text_embedding")) for r in rows],
-        }
-    )
+_CHECKPOINTS: dict[str, Any] = {}
 
 
-def run_gate(rows: Sequence[dict[str, Any]], cfg: QualityConfig, embedding_dim: int) -> GateResult:
-    """Validate a batch of clip rows; raise BatchRejected on a batch-level failure."""
-    if not rows:
-        return GateResult([], [])
+def _checkpoint(suite_name: str, signature: str, checks: Sequence[Check]) -> Any:
+    """A checkpoint per (suite, its settings): registered once, reused for every batch.
+    Call with _GX_LOCK held."""
     import great_expectations as gx
 
-    df = _frame(rows)
-    failures: dict[int, list[str]] = {}
-    counts: dict[str, int] = {}
-    expectations = clip_expectations(cfg, embedding_dim)
+    key = f"{suite_name}-{len(_CHECKPOINTS)}"
+    if signature in _CHECKPOINTS:
+        return _CHECKPOINTS[signature]
+    ctx, source = _context()
+    batch_definition = source.add_dataframe_asset(name=key).add_batch_definition_whole_dataframe(
+        name=key
+    )
+    suite = ctx.suites.add(
+        gx.ExpectationSuite(name=key, expectations=[c.expectation for c in checks])
+    )
+    definition = ctx.validation_definitions.add(
+        gx.ValidationDefinition(name=key, data=batch_definition, suite=suite)
+    )
+    _CHECKPOINTS[signature] = ctx.checkpoints.add(
+        gx.Checkpoint(
+            name=key,
+            validation_definitions=[definition],
+            actions=[],
+            result_format={"result_format": "COMPLETE"},
+        )
+    )
+    return _CHECKPOINTS[signature]
+
+
+def validate(
+    suite_name: str,
+    signature: str,
+    checks: Sequence[Check],
+    df: pd.DataFrame,
+    rows: Sequence[dict[str, Any]],
+) -> GateResult:
+    """Run the checks on df (one row per entry of rows) and split rows by the outcome.
+    `signature` identifies the settings the checks were built from."""
+    if df.empty:
+        return GateResult([], [])
+    batch_level = {c.name for c in checks if c.batch_level}
+    failing: dict[int, list[str]] = {}
+    result = GateResult([], [])
     with _GX_LOCK:
-        batch_definition = _batch_definition()  # creates the context the suite needs
-        suite = gx.ExpectationSuite(name="clips", expectations=expectations)
-        batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
-        result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
-    for r in result.results:
+        checkpoint = _checkpoint(suite_name, signature, checks)
+        run = checkpoint.run(batch_parameters={"dataframe": df})
+    for r in next(iter(run.run_results.values())).results:
         name = (r.expectation_config.meta or {}).get("name", r.expectation_config.type)
-        bad = r.result.get("unexpected_index_list") or []
-        if r.success and not bad:
-            continue
-        counts[name] = len(bad)
-        if name in BATCH_LEVEL:
-            raise BatchRejected(f"batch-level expectation {name} failed on {len(bad)} row(s)")
-        for idx in bad:
-            failures.setdefault(int(idx), []).append(name)
-    passed = [row for i, row in enumerate(rows) if i not in failures]
-    failed = [(rows[i], names) for i, names in sorted(failures.items())]
-    return GateResult(passed, failed, counts)
+        bad = [int(i) for i in r.result.get("unexpected_index_list") or []]
+        result.evaluated[name] = len(df)
+        result.failures[name] = len(bad)
+        if name in batch_level and (bad or not r.success):
+            raise BatchRejected(
+                f"{suite_name}: batch-level check {name} failed on {len(bad)} row(s); "
+                "nothing of this batch lands"
+            )
+        for i in bad:
+            failing.setdefault(i, []).append(name)
+    result.passed = [row for i, row in enumerate(rows) if i not in failing]
+    result.failed = [(rows[i], names) for i, names in sorted(failing.items())]
+    return result
+
+
+def gate_clips(
+    rows: Sequence[dict[str, Any]], cfg: QualityConfig, embedding_dim: int, expected: int
+) -> GateResult:
+    """The clips suite on one batch; `expected` is how many clips were captioned for it."""
+    if len(rows) != expected:
+        raise BatchRejected(
+            f"clips: {len(rows)} row(s) reached the gate but {expected} were captioned; "
+            "counts do not reconcile, nothing of this batch lands"
+        )
+    signature = f"clips {cfg!r} {embedding_dim}"
+    return validate("clips", signature, clip_checks(cfg, embedding_dim), clip_frame(rows), rows)
+
+
+def gate_sources(rows: Sequence[dict[str, Any]], cfg: QualityConfig) -> GateResult:
+    return validate("sources", f"sources {cfg!r}", source_checks(cfg), source_frame(rows), rows)
+
+
+def build_data_docs(out_dir: Path) -> str | None:
+    """Render every validation this process ran into out_dir; returns the index URL."""
+    ctx, _ = _context()
+    site = "capflow-" + str(abs(hash(str(out_dir.resolve()))) % 10**8)
+    with _GX_LOCK:
+        if site not in (ctx.get_config().data_docs_sites or {}):
+            ctx.add_data_docs_site(
+                site_name=site,
+                site_config={
+                    "class_name": "SiteBuilder",
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(out_dir.resolve()),
+                    },
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                },
+            )
+        urls = ctx.build_data_docs(site_names=[site])
+    return urls.get(site)

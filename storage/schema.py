@@ -30,6 +30,7 @@ def clips_schema(embedding_dim: int) -> pa.Schema:
             pa.field("codec", pa.string()),
             pa.field("source_duration_s", pa.float64()),
             pa.field("motion_score", pa.float32()),
+            pa.field("transitions_inside", pa.int32()),
             pa.field("aesthetic_score", pa.float32()),
             pa.field("aesthetic_scorer", pa.string()),
             pa.field("keyframe_times", pa.list_(pa.float64())),

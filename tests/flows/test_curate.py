@@ -212,6 +212,8 @@ def test_the_flow_uses_the_configured_captioner(
             "caption": curated["config"].caption.__class__(
                 captioner=f"hf:{model}", max_new_tokens=24, pool_size=4
             ),
+            # A random model writes random text: the gate fails much of it, which is right.
+            "quality": curated["config"].quality.__class__(max_failed_fraction=1.0),
         }
     )
     report = run_curate(config)

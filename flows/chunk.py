@@ -1,0 +1,243 @@
+"""One chunk of objects through every stage: the work the curate flow fans out.
+
+Per object in parallel: download -> probe -> transitions -> (sources gate) -> clips ->
+keyframes -> aesthetic. Then, for the whole chunk at once: one batched captioning call
+(wavefront batching across objects), one embedding call, one clips gate. Then per object:
+land its rows and record it in the ledger, only after they commit.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from flows import progress
+from flows.config import PIPELINE_VERSION, RunConfig
+from flows.rows import caption_version_row, clip_row, quarantine_row
+from quality.gate import BatchRejected, GateResult, gate_clips, gate_sources
+from storage.lance_store import LanceStore
+from storage.ledger import Ledger, Status
+from storage.s3 import download_object, make_client
+from storage.types import (
+    Caption,
+    ObjectRef,
+    ProbeInfo,
+    Rejection,
+    RejectReason,
+    ScoredClip,
+    Transition,
+)
+from tasks.aesthetic import aesthetic_task
+from tasks.caption import caption_task
+from tasks.clips import clips_task
+from tasks.embed import embed_task, load_embedder
+from tasks.keyframes import keyframes_task
+from tasks.probe import probe_task
+from tasks.transitions import ShotAnalysis, transitions_task
+
+RETRY = {"retries": 2, "retry_delay_seconds": 2, "retry_jitter_factor": 0.5}
+
+
+@dataclass
+class ObjectOutcome:
+    uri: str
+    status: str  # "landed" | "quarantined" | "failed"
+    clips_landed: int = 0
+    reasons: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class Prepared:
+    """One object after the CPU stages: clips ready to caption, and what was set aside."""
+
+    obj: ObjectRef
+    probe: ProbeInfo | None = None
+    transitions: list[Transition] = field(default_factory=list)
+    scored: list[ScoredClip] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    gates: list[GateResult] = field(default_factory=list)
+
+
+@dataclass
+class ChunkResult:
+    outcomes: list[ObjectOutcome | BaseException]
+    gates: list[GateResult]
+    batch_error: str = ""
+
+
+def _source_row(probe: ProbeInfo, analysis: ShotAnalysis) -> dict[str, Any]:
+    return {
+        "has_video_stream": True,
+        "decoded_frames": len(analysis.times),
+        "duration_s": probe.duration_s,
+        "fps": probe.fps,
+        "width": probe.width,
+        "height": probe.height,
+    }
+
+
+def prepare_object(obj: ObjectRef, config: RunConfig) -> Prepared:
+    """The per-object stages, up to clips ready for captioning."""
+    prepared = Prepared(obj)
+    tmp_root = Path(config.workdir) / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
+        # A fixed local name: the key is data, never part of a path or a command.
+        local = download_object(make_client(config.s3.options()), obj, Path(tmp) / "input")
+        if isinstance(local, Rejection):
+            prepared.rejected.append(local)
+            return prepared
+        probe = probe_task(local, config.probe)
+        if isinstance(probe, Rejection):
+            prepared.rejected.append(probe)
+            return prepared
+        prepared.probe = probe
+        analysis = transitions_task(local, probe, config.transitions)
+        if isinstance(analysis, Rejection):
+            prepared.rejected.append(analysis)
+            return prepared
+        source_gate = gate_sources([_source_row(probe, analysis)], config.quality)
+        prepared.gates.append(source_gate)
+        if source_gate.failed:
+            names = ", ".join(source_gate.failed[0][1])
+            prepared.rejected.append(
+                Rejection("quality", RejectReason.QUALITY_FAILED, f"failed: {names}")
+            )
+            return prepared
+        prepared.transitions = analysis.transitions
+        clips = clips_task(analysis, config.clips)
+        if not clips:
+            detail = f"no shot of at least {config.clips.min_clip_s} s after trimming"
+            prepared.rejected.append(Rejection("clips", RejectReason.NO_CLIPS, detail))
+        for clip in clips:
+            keyframes = keyframes_task(local, probe, clip, config.keyframes)
+            result = (
+                keyframes
+                if isinstance(keyframes, Rejection)
+                else aesthetic_task(clip, keyframes, config.aesthetic)
+            )
+            if isinstance(result, Rejection):
+                prepared.rejected.append(result)
+            else:
+                prepared.scored.append(result)
+    return prepared
+
+
+@task(name="prepare-object", cache_policy=NO_CACHE, **RETRY)
+def prepare_object_task(obj: ObjectRef, config: RunConfig) -> Prepared:
+    return prepare_object(obj, config)
+
+
+def land_object(
+    prepared: Prepared,
+    rows: list[dict[str, Any]],
+    rejected: list[Rejection],
+    config: RunConfig,
+    run_id: str,
+    embedding_dim: int,
+) -> ObjectOutcome:
+    """Write one object's rows, then (only then) record it as finished in the ledger."""
+    obj = prepared.obj
+    store = LanceStore(config.lance_uri, config.lance_storage_options())
+    q_rows = [quarantine_row(obj, r, PIPELINE_VERSION, run_id) for r in rejected]
+    store.upsert_clips(rows, embedding_dim)
+    store.upsert_caption_versions([caption_version_row(r) for r in rows])
+    store.upsert_quarantine(q_rows)
+    if rows:
+        store.delete_other_versions(obj.bucket, obj.key, obj.etag)
+    status = Status.DONE if rows else Status.QUARANTINED
+    reasons = [r["reason"] for r in q_rows]
+    Ledger(store).record(
+        obj, status, run_id, PIPELINE_VERSION, clips=len(rows), error=";".join(reasons)
+    )
+    outcome = "landed" if rows else "quarantined"
+    progress.emit("finished", f"{outcome} {obj.uri}")
+    return ObjectOutcome(obj.uri, outcome, len(rows), reasons)
+
+
+@task(name="land-object", cache_policy=NO_CACHE, **RETRY)
+def land_object_task(
+    prepared: Prepared,
+    rows: list[dict[str, Any]],
+    rejected: list[Rejection],
+    config: RunConfig,
+    run_id: str,
+    embedding_dim: int,
+) -> ObjectOutcome:
+    return land_object(prepared, rows, rejected, config, run_id, embedding_dim)
+
+
+def _inside(transitions: list[Transition], start: float, end: float) -> int:
+    return sum(1 for t in transitions if t.end_s >= start and t.start_s < end)
+
+
+def curate_chunk(objects: list[ObjectRef], config: RunConfig, run_id: str) -> ChunkResult:
+    futures = [prepare_object_task.submit(obj, config) for obj in objects]
+    prepared: list[Prepared | BaseException] = []
+    for future in futures:
+        try:
+            prepared.append(future.result())
+        except Exception as e:  # an infrastructure fault that outlived the retries
+            prepared.append(e)
+    ready = [p for p in prepared if isinstance(p, Prepared)]
+    gates = [g for p in ready for g in p.gates]
+
+    # One captioning call and one embedding call for every clip of the chunk.
+    all_clips = [c for p in ready for c in p.scored]
+    captions = caption_task(all_clips, config.caption) if all_clips else []
+    embedder = load_embedder(config.embed.model, config.embed.device, config.embed.batch_size)
+    rejected: dict[int, list[Rejection]] = {id(p): list(p.rejected) for p in ready}
+    pending: list[tuple[Prepared, ScoredClip, Caption]] = []
+    it = iter(captions)
+    for p in ready:
+        for clip in p.scored:
+            cap = next(it)
+            if isinstance(cap, Rejection):
+                rejected[id(p)].append(cap)
+            else:
+                pending.append((p, clip, cap))
+    vectors = embed_task([cap.text for _, _, cap in pending], config.embed) if pending else []
+    rows_of: dict[int, list[dict[str, Any]]] = {id(p): [] for p in ready}
+    all_rows = []
+    for (p, clip, cap), vec in zip(pending, vectors, strict=True):
+        assert p.probe is not None
+        row = clip_row(
+            p.obj, p.probe, clip, cap, vec.tolist(), embedder.name, PIPELINE_VERSION, run_id
+        )
+        row["transitions_inside"] = _inside(p.transitions, clip.span.start_s, clip.span.end_s)
+        rows_of[id(p)].append(row)
+        all_rows.append(row)
+
+    try:
+        gate = gate_clips(all_rows, config.quality, embedder.dim, expected=len(pending))
+    except BatchRejected as e:
+        error = str(e)
+        return ChunkResult([BatchRejected(error) for _ in prepared], gates, batch_error=error)
+    gates.append(gate)
+    failed_ids = {row["clip_id"]: names for row, names in gate.failed}
+    outcomes: list[ObjectOutcome | BaseException] = []
+    for p in prepared:
+        if isinstance(p, BaseException):
+            outcomes.append(p)
+            continue
+        keep = [r for r in rows_of[id(p)] if r["clip_id"] not in failed_ids]
+        for r in rows_of[id(p)]:
+            if r["clip_id"] in failed_ids:
+                detail = "failed: " + ", ".join(failed_ids[r["clip_id"]])
+                span = (r["start_s"], r["end_s"])
+                rejected[id(p)].append(
+                    Rejection("quality", RejectReason.QUALITY_FAILED, detail, span)
+                )
+        try:
+            outcomes.append(
+                land_object_task(p, keep, rejected[id(p)], config, run_id, embedder.dim)
+            )
+        except Exception as e:
+            outcomes.append(e)
+    return ChunkResult(outcomes, gates)

@@ -1,0 +1,55 @@
+"""The gate inside the flow: only passing rows land, the rest are quarantined with the
+checks they failed, counts reconcile, and a run failing too many clips fails."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.config import build_config
+from flows.curate import QualityGateFailed, run_curate
+from storage import schema
+from storage.lance_store import LanceStore
+from storage.s3 import S3Options, ensure_bucket, make_client
+
+pytestmark = pytest.mark.slow
+
+
+def test_gate_splits_the_batch_and_the_threshold_fails_the_run(
+    prefect_api: None, local_s3: Any, samples: dict, tmp_path: Path
+) -> None:
+    client = make_client(S3Options(endpoint_url=local_s3.endpoint_url))
+    bucket = "quality-flow"
+    ensure_bucket(client, bucket)
+    for name in ("night_harbour", "sunset_meadow", "fractal_bars"):
+        client.upload_file(str(samples[name].path), bucket, f"raw/{name}.mp4")
+    # Describer captions of one-keyframe clips run ~30 words, two-keyframe ones ~45:
+    # a 40-word floor fails the first kind. 0.1 as the allowed failing share fails the run.
+    config = build_config(
+        overrides={
+            "source": {"bucket": bucket, "prefix": "raw/"},
+            "s3": {"endpoint_url": local_s3.endpoint_url},
+            "lance_uri": str(tmp_path / "lance"),
+            "workdir": str(tmp_path / "work"),
+            "quality": {"min_caption_words": 40, "max_failed_fraction": 0.1},
+        },
+        environ={},
+    )
+    with pytest.raises(QualityGateFailed, match="max_failed_fraction"):
+        run_curate(config)
+    store = LanceStore(config.lance_uri)
+    landed = store.rows(schema.CLIPS)
+    failed = [r for r in store.rows(schema.QUARANTINE) if r["reason"] == "quality_failed"]
+    assert landed and failed  # the good rows landed before the run failed
+    assert all(len(r["caption"].split()) >= 40 for r in landed)
+    assert all("caption_word_count" in r["detail"] for r in failed)
+    assert len(landed) + len(failed) == 2 + 2 + 3  # every clip of the three videos
+    [report_file] = (tmp_path / "work" / "reports").glob("*.json")
+    report = json.loads(report_file.read_text())
+    assert report["clips_gated"] == 7 and report["clips_failed_gate"] == len(failed)
+    assert report["checks"]["caption_word_count"] == [7, len(failed)]
+    assert report["seen"] == report["landed"] + report["quarantined"] + report["skipped"]
+    assert report["data_docs"] and Path(report["data_docs"].removeprefix("file://")).exists()
