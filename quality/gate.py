@@ -8,6 +8,7 @@ kept in the process's GX context, so Data Docs for a run are built once, at its 
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ def _context() -> tuple[Any, Any]:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    # Its INFO lines (temporary docs folders) are noise in a pipeline's log.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     source = ctx.data_sources.add_pandas(name="capflow")
