@@ -287,6 +287,30 @@ def recaption(
     console.print(escape(result.text))
 
 
+@app.command()
+def score(
+    path: Annotated[Path, typer.Argument(help="a local video file", exists=True, dir_okay=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Keyframes of a whole video with their aesthetic scores, and the clip's score."""
+    from flows.config import build_config
+    from flows.single import StageRejected, score_video
+
+    cfg = build_config(config)
+    try:
+        result = score_video(path, cfg)
+    except StageRejected as e:
+        console.print(f"[red]rejected[/] {escape(str(e))}")
+        raise typer.Exit(2) from e
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    console.print(f"scorer {escape(result['scorer'])}: clip score {result['clip_score']:.2f}")
+    for k in result["keyframes"]:
+        console.print(f"  {k['t']:7.2f} s  {k['score']:.2f}")
+
+
 def main() -> None:
     apply_quiet_offline_defaults()
     app()

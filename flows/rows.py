@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from storage.types import (
     Caption,
     DiffCaption,
@@ -16,6 +18,16 @@ from storage.types import (
     stable_id,
 )
 from tasks.caption_text import repetition_ratio
+
+
+def image_embedding(clip: ScoredClip) -> list[float] | None:
+    """The clip's visual embedding: the normalised mean of its keyframes' CLIP embeddings
+    (the same ones that chose them); None where no CLIP model is configured."""
+    feats = [k.feature for k in clip.keyframes if k.feature_name.startswith("clip:")]
+    if not feats or len(feats) != len(clip.keyframes):
+        return None
+    mean = np.mean(np.stack(feats), axis=0)
+    return (mean / (np.linalg.norm(mean) or 1.0)).astype(np.float32).tolist()
 
 
 def clip_row(
@@ -48,6 +60,8 @@ def clip_row(
         "aesthetic_score": clip.aesthetic_score,
         "aesthetic_scorer": clip.aesthetic_scorer,
         "keyframe_times": [k.t for k in clip.keyframes],
+        "keyframe_feature": clip.keyframes[0].feature_name,
+        "image_embedding": image_embedding(clip),
         "differential_captions": [{"t": d.t, "text": d.text} for d in caption.differential],
         "caption": caption.text,
         "caption_model": caption.model,

@@ -7,6 +7,7 @@ from typing import Any
 
 from flows.config import RunConfig
 from storage.types import ClipSpan, Rejection, ScoredClip
+from tasks.aesthetic import aggregate, make_scorer
 from tasks.caption import caption_clips, load_captioner
 from tasks.keyframes import extract_keyframes
 from tasks.probe import probe_video
@@ -50,4 +51,19 @@ def caption_video(path: Path, config: RunConfig) -> dict[str, Any]:
         "keyframes": [{"t": k.t} for k in keyframes],
         "differential_captions": [{"t": d.t, "text": d.text} for d in result.differential],
         "caption": result.text,
+    }
+
+
+def score_video(path: Path, config: RunConfig) -> dict[str, Any]:
+    """Keyframes of a whole local video and their scores; `capflow score --json`'s shape."""
+    clip, probe = whole_video_clip(path, config)
+    keyframes = extract_keyframes(path, probe, clip, config.keyframes)
+    if isinstance(keyframes, Rejection):
+        raise StageRejected(keyframes)
+    scorer = make_scorer(config.aesthetic)
+    scores = scorer.score(keyframes)
+    return {
+        "scorer": scorer.name,
+        "clip_score": round(aggregate(scores, config.aesthetic.aggregate), 4),
+        "keyframes": [{"t": k.t, "score": s} for k, s in zip(keyframes, scores, strict=True)],
     }

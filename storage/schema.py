@@ -34,6 +34,8 @@ def clips_schema(embedding_dim: int) -> pa.Schema:
             pa.field("aesthetic_score", pa.float32()),
             pa.field("aesthetic_scorer", pa.string()),
             pa.field("keyframe_times", pa.list_(pa.float64())),
+            pa.field("keyframe_feature", pa.string()),  # "thumbnail" or "clip:<model>"
+            pa.field("image_embedding", pa.list_(pa.float32())),  # CLIP, when configured
             pa.field(
                 "differential_captions",
                 pa.list_(pa.struct([("t", pa.float64()), ("text", pa.string())])),

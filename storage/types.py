@@ -104,10 +104,13 @@ class ClipSpan:
 
 @dataclass(frozen=True, eq=False)
 class Keyframe:
-    """One decoded frame with its true presentation timestamp in the source video."""
+    """One decoded frame with its true presentation timestamp in the source video, and the
+    image feature that chose it (CLIP's embedding, or the model-free thumbnail feature)."""
 
     t: float
     image: np.ndarray
+    feature: np.ndarray | None = None
+    feature_name: str = ""
 
 
 @dataclass(frozen=True)

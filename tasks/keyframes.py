@@ -1,12 +1,19 @@
-"""Pick a clip's keyframes: one candidate every `interval_s`, near-duplicates dropped.
+"""Pick a clip's keyframes with ShareGPT4Video's released policy, fixed where it was wrong.
 
-Decoding is streamed (ffmpeg's select filter keeps only the candidates), and each
-keyframe keeps its true presentation time, never index x interval: ShareGPT4Video's
-reference code assumed the latter, which is wrong once frames are dropped (its issue #34).
+- A candidate every `interval_s`; frame 0 always kept; a candidate is kept when its
+  image-feature cosine similarity to the *last kept* keyframe is below the threshold
+  (0.93 with CLIP, as released); the clip's last frame is added when only one keyframe
+  was kept or the tail after the last keyframe is at least one interval long; leading
+  uniform frames (black) are skipped, up to one interval; frames are stored at most
+  `max_side` pixels on the long side.
+- Fixes: each keyframe keeps its true presentation time (the original assumed
+  index x 2 s, wrong once frames are dropped: its issue #34), and decoding streams the
+  candidates (ffmpeg's select filter) instead of holding the whole video in memory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +21,7 @@ import numpy as np
 
 from storage.types import ClipSpan, Keyframe, ProbeInfo, Rejection, RejectReason
 from tasks import media
+from tasks.features import ImageFeaturizer, load_featurizer
 from tasks.wrap import stage_task
 
 STAGE = "keyframes"
@@ -22,8 +30,9 @@ STAGE = "keyframes"
 @dataclass(frozen=True)
 class KeyframeConfig:
     interval_s: float = 2.0
-    max_side: int = 384  # long side of stored frames, in pixels
-    min_change: float = 0.01  # a candidate this close to the last kept keyframe is dropped
+    similarity_threshold: float = 0.93  # keep a candidate less similar than this
+    max_side: int = 1024  # long side of stored frames, in pixels
+    clip_model: str | None = None  # CLIP for similarity; None = model-free thumbnails
     timeout_s: float = 300.0
 
 
@@ -36,41 +45,89 @@ def frame_size(probe: ProbeInfo, max_side: int) -> tuple[int, int]:
     return max(2, int(w * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2)
 
 
-def thumbnail_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute difference of 32-pixel-wide thumbnails, 0..1."""
+def is_uniform(img: np.ndarray) -> bool:
+    """One colour all over (a black or blank frame), allowing for compression noise."""
+    return float(img.std()) < 2.0
 
-    def thumb(img: np.ndarray) -> np.ndarray:
-        step = max(1, img.shape[1] // 32)
-        return img[::step, ::step].astype(np.float32)
 
-    return float(np.abs(thumb(a) - thumb(b)).mean() / 255.0)
+def _frames(
+    path: Path,
+    probe: ProbeInfo,
+    start: float,
+    duration: float,
+    cfg: KeyframeConfig,
+    every: float | None,
+) -> Iterator[media.Frame]:
+    width, height = frame_size(probe, cfg.max_side)
+    select = f"isnan(prev_selected_t)+gte(t-prev_selected_t\\,{every})" if every else None
+    yield from media.stream_frames(
+        path, width, height, cfg.timeout_s, start_s=start, duration_s=duration, select=select
+    )
+
+
+def _first_content_frame(
+    path: Path, probe: ProbeInfo, clip: ClipSpan, cfg: KeyframeConfig
+) -> media.Frame | None:
+    """The first non-uniform frame within one interval of the clip's start."""
+    window = min(cfg.interval_s, clip.duration_s)
+    return next(
+        (f for f in _frames(path, probe, clip.start_s, window, cfg, None) if not is_uniform(f.rgb)),
+        None,
+    )
+
+
+def _last_frame(
+    path: Path, probe: ProbeInfo, clip: ClipSpan, cfg: KeyframeConfig
+) -> media.Frame | None:
+    tail = min(clip.duration_s, 1.0)
+    last = None
+    for f in _frames(path, probe, clip.end_s - tail, tail, cfg, None):
+        last = f
+    return last
+
+
+def select_keyframes(
+    candidates: list[media.Frame], featurizer: ImageFeaturizer, threshold: float
+) -> list[Keyframe]:
+    """The policy's core: keep a candidate unlike the last kept one (cosine < threshold)."""
+    if not candidates:
+        return []
+    features = featurizer.embed([c.rgb for c in candidates])
+    kept = [0]
+    for i in range(1, len(candidates)):
+        if float(features[i] @ features[kept[-1]]) < threshold:
+            kept.append(i)
+    return [
+        Keyframe(round(candidates[i].t, 3), candidates[i].rgb.copy(), features[i], featurizer.name)
+        for i in kept
+    ]
 
 
 def extract_keyframes(
     path: Path, probe: ProbeInfo, clip: ClipSpan, cfg: KeyframeConfig
 ) -> list[Keyframe] | Rejection:
-    width, height = frame_size(probe, cfg.max_side)
-    select = f"isnan(prev_selected_t)+gte(t-prev_selected_t\\,{cfg.interval_s})"
-    kept: list[Keyframe] = []
+    featurizer = load_featurizer(cfg.clip_model)
+    span = (clip.start_s, clip.end_s)
     try:
-        for f in media.stream_frames(
-            path,
-            width,
-            height,
-            timeout_s=cfg.timeout_s,
-            start_s=clip.start_s,
-            duration_s=clip.duration_s,
-            select=select,
-        ):
-            if not kept or thumbnail_distance(kept[-1].image, f.rgb) >= cfg.min_change:
-                kept.append(Keyframe(t=round(f.t, 3), image=f.rgb.copy()))
+        candidates = list(_frames(path, probe, clip.start_s, clip.duration_s, cfg, cfg.interval_s))
+        if candidates and is_uniform(candidates[0].rgb):
+            first = _first_content_frame(path, probe, clip, cfg)
+            rest = [c for c in candidates[1:] if first is None or c.t > first.t]
+            candidates = ([first] if first is not None else candidates[:1]) + rest
+        kept = select_keyframes(candidates, featurizer, cfg.similarity_threshold)
+        if kept:
+            last = _last_frame(path, probe, clip, cfg)
+            if (
+                last is not None
+                and last.t > kept[-1].t
+                and (len(kept) == 1 or last.t - kept[-1].t >= cfg.interval_s)
+            ):
+                feature = featurizer.embed([last.rgb])[0]
+                kept.append(Keyframe(round(last.t, 3), last.rgb.copy(), feature, featurizer.name))
     except (media.MediaError, media.MediaTimeout) as e:
-        if not kept:
-            return Rejection(STAGE, RejectReason.DECODE_FAILED, str(e), (clip.start_s, clip.end_s))
+        return Rejection(STAGE, RejectReason.DECODE_FAILED, str(e), span)
     if not kept:
-        return Rejection(
-            STAGE, RejectReason.DECODE_FAILED, "no frame decoded", (clip.start_s, clip.end_s)
-        )
+        return Rejection(STAGE, RejectReason.DECODE_FAILED, "no frame decoded", span)
     return kept
 
 

@@ -230,3 +230,33 @@ def test_the_flow_uses_the_configured_captioner(
     assert len(rows) + len(caption_rejects) == expected
     with get_client(sync_client=True) as client:
         assert client.read_concurrency_limit_by_tag("gpu").concurrency_limit == 1
+
+
+def test_the_flow_scores_with_laion_and_stores_the_clip_embedding(
+    curated: dict, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import numpy as np
+
+    from tests.models_clip import build_random_aesthetic_mlp, build_tiny_clip
+
+    tmp = tmp_path_factory.mktemp("flow-laion")
+    clip_model = str(build_tiny_clip(tmp / "clip"))
+    mlp = str(build_random_aesthetic_mlp(tmp / "mlp.pth"))
+    base = curated["config"]
+    config = base.model_copy(
+        update={
+            "lance_uri": str(tmp / "lance"),
+            "keyframes": base.keyframes.__class__(clip_model=clip_model),
+            "aesthetic": base.aesthetic.__class__(
+                scorer="laion", clip_model=clip_model, mlp_path=mlp, threshold=-100.0
+            ),
+        }
+    )
+    report = run_curate(config)
+    rows = LanceStore(config.lance_uri).rows(schema.CLIPS)
+    assert len(rows) == report["clips_landed"] > 0
+    for r in rows:
+        assert r["aesthetic_scorer"] == "laion:mlp.pth"
+        assert r["keyframe_feature"] == f"clip:{clip_model}"
+        assert len(r["image_embedding"]) == 32
+        assert abs(float(np.linalg.norm(r["image_embedding"])) - 1.0) < 1e-4

@@ -29,6 +29,11 @@ def box_blur(img: np.ndarray, k: int = 9) -> np.ndarray:
     return out.astype(np.uint8)
 
 
+def add_noise(img: np.ndarray, sigma: float) -> np.ndarray:
+    noise = np.random.default_rng(1).normal(0, sigma, img.shape)
+    return (img + noise).clip(0, 255).astype(np.uint8)
+
+
 @pytest.mark.parametrize(
     "degrade",
     [
@@ -37,6 +42,7 @@ def box_blur(img: np.ndarray, k: int = 9) -> np.ndarray:
         pytest.param(
             lambda im: (128 + (im.astype(np.float32) - 128) * 0.3).astype(np.uint8), id="washed-out"
         ),
+        pytest.param(lambda im: add_noise(im, 25), id="noisy"),
     ],
 )
 def test_degradations_score_below_the_original(degrade) -> None:
@@ -61,9 +67,40 @@ def test_low_scoring_clips_are_set_aside_with_score_and_reason() -> None:
 def test_min_and_mean_aggregation() -> None:
     clip = ClipSpan(0, 0.0, 4.0)
     kfs = [Keyframe(0.0, natural_image()), Keyframe(2.0, box_blur(natural_image()))]
-    scores = HeuristicScorer().score([k.image for k in kfs])
+    scores = HeuristicScorer().score(kfs)
     mean = score_clip(clip, kfs, HeuristicScorer(), AestheticConfig(threshold=0, aggregate="mean"))
     low = score_clip(clip, kfs, HeuristicScorer(), AestheticConfig(threshold=0, aggregate="min"))
     assert isinstance(mean, ScoredClip) and isinstance(low, ScoredClip)
     assert mean.aesthetic_score == pytest.approx(np.mean(scores), abs=1e-3)
     assert low.aesthetic_score == pytest.approx(min(scores), abs=1e-3)
+
+
+def test_laion_path_end_to_end_with_a_tiny_clip(tmp_path) -> None:
+    from tasks.aesthetic import make_scorer
+    from tasks.features import load_featurizer
+    from tests.models_clip import build_random_aesthetic_mlp, build_tiny_clip
+
+    clip_dir = build_tiny_clip(tmp_path / "clip")
+    mlp = build_random_aesthetic_mlp(tmp_path / "mlp.pth", input_size=32)
+    cfg = AestheticConfig(
+        scorer="laion", clip_model=str(clip_dir), mlp_path=str(mlp), threshold=-100
+    )
+    scorer = make_scorer(cfg)
+    assert scorer is make_scorer(cfg)  # loaded once per process
+    featurizer = load_featurizer(str(clip_dir))
+    images = [natural_image(0), box_blur(natural_image(0))]
+    with_features = [
+        Keyframe(float(i), img, f, featurizer.name)
+        for i, (img, f) in enumerate(zip(images, featurizer.embed(images), strict=True))
+    ]
+    without = [Keyframe(float(i), img) for i, img in enumerate(images)]
+    assert scorer.score(with_features) == pytest.approx(scorer.score(without), abs=1e-4)
+    result = score_clip(ClipSpan(0, 0.0, 2.0), with_features, scorer, cfg)
+    assert isinstance(result, ScoredClip) and result.aesthetic_scorer == "laion:mlp.pth"
+
+
+def test_laion_without_weights_names_the_setting() -> None:
+    from tasks.aesthetic import make_scorer
+
+    with pytest.raises(ValueError, match=r"aesthetic\.mlp_path"):
+        make_scorer(AestheticConfig(scorer="laion", clip_model="x"))
