@@ -15,6 +15,7 @@ from typing import Any
 
 import lancedb
 import pyarrow as pa
+from lancedb.index import FTS, IvfHnswSq
 
 from storage import schema
 
@@ -137,41 +138,113 @@ class LanceStore:
         return self.upsert(schema.QUARANTINE, schema.QUARANTINE_SCHEMA, "quarantine_id", rows)
 
     def search(
-        self, query_vector: Sequence[float], k: int = 10, where: str | None = None
+        self,
+        query_vector: Sequence[float] | None = None,
+        k: int = 10,
+        where: str | None = None,
+        text: str | None = None,
+        column: str = "text_embedding",
+        tuning: SearchTuning | None = None,
     ) -> list[SearchHit]:
-        """Clips ranked by cosine similarity of their caption embedding to the query."""
+        """Clips ranked by cosine similarity of `column` to the query vector; with `text`
+        as well, hybrid: vector and full-text rankings fused by reciprocal rank."""
         table = self.open_table(schema.CLIPS)
         if table is None:
             return []
-        query = (
-            table.search(list(query_vector), vector_column_name="text_embedding")
-            .distance_type("cosine")
-            .select(
-                [
-                    "clip_id",
-                    "source",
-                    "start_s",
-                    "end_s",
-                    "caption",
-                    "aesthetic_score",
-                    "caption_model",
-                    "_distance",
-                ]
+        tuning = tuning or SearchTuning()
+        if text is not None and query_vector is not None:
+            query = (
+                table.search(query_type="hybrid", vector_column_name=column)
+                .vector(list(query_vector))
+                .text(text)
             )
-            .limit(k)
-        )
+        elif text is not None:
+            query = table.search(text, query_type="fts")
+        else:
+            query = (
+                table.search(list(query_vector or []), vector_column_name=column)
+                .distance_type("cosine")
+                .nprobes(tuning.nprobes)
+                .ef(tuning.ef)
+                .refine_factor(tuning.refine_factor)
+            )
+        columns = list(HIT_COLUMNS)
+        if text is None:
+            columns.append("_distance")  # asked for, or lance warns on every query
         if where:
             query = query.where(where, prefilter=True)
-        return [
-            SearchHit(
-                clip_id=r["clip_id"],
-                source=r["source"],
-                start_s=float(r["start_s"]),
-                end_s=float(r["end_s"]),
-                score=round(1.0 - float(r["_distance"]), 6),
-                caption=r["caption"],
-                aesthetic_score=float(r["aesthetic_score"]),
-                caption_model=r["caption_model"],
-            )
-            for r in query.to_list()
-        ]
+        rows = query.select(columns).limit(k).to_list()
+        return [_hit(r) for r in rows]
+
+    # -- indexes -------------------------------------------------------------------------
+
+    def index_names(self) -> list[str]:
+        table = self.open_table(schema.CLIPS)
+        return [] if table is None else [i.name for i in table.list_indices()]
+
+    def maintain_indexes(self, policy: IndexPolicy) -> list[str]:
+        """Create what is missing once the table is big enough, then fold new rows into
+        existing indexes (`optimize`). Returns the names of indexes created now."""
+        table = self.open_table(schema.CLIPS)
+        if table is None:
+            return []
+        created = []
+        existing = {i.columns[0] for i in table.list_indices()}
+        rows = table.count_rows()
+        with _write_lock(self.uri, schema.CLIPS):
+            if "caption" not in existing:
+                table.create_index("caption", config=FTS())
+                created.append("caption")
+            if "text_embedding" not in existing and rows >= policy.vector_index_min_rows:
+                partitions = max(1, rows // policy.rows_per_partition)
+                table.create_index(
+                    "text_embedding",
+                    config=IvfHnswSq(distance_type="cosine", num_partitions=partitions),
+                )
+                created.append("text_embedding")
+            if existing:
+                table.optimize()
+        return created
+
+
+HIT_COLUMNS = (
+    "clip_id",
+    "source",
+    "start_s",
+    "end_s",
+    "caption",
+    "aesthetic_score",
+    "caption_model",
+)
+
+
+@dataclass(frozen=True)
+class SearchTuning:
+    """Query-time knobs of the vector index (ignored by a flat scan)."""
+
+    nprobes: int = 32
+    ef: int = 200
+    refine_factor: int = 5
+
+
+@dataclass(frozen=True)
+class IndexPolicy:
+    vector_index_min_rows: int = 100_000  # below this a flat scan is exact and fast enough
+    rows_per_partition: int = 4096
+
+
+def _hit(r: dict[str, Any]) -> SearchHit:
+    if "_distance" in r:
+        score = 1.0 - float(r["_distance"])  # cosine similarity
+    else:
+        score = float(r.get("_relevance_score", r.get("_score", 0.0)))
+    return SearchHit(
+        clip_id=r["clip_id"],
+        source=r["source"],
+        start_s=float(r["start_s"]),
+        end_s=float(r["end_s"]),
+        score=round(score, 6),
+        caption=r["caption"],
+        aesthetic_score=float(r["aesthetic_score"]),
+        caption_model=r["caption_model"],
+    )
