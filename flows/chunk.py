@@ -146,7 +146,8 @@ def land_object(
     obj = prepared.obj
     store = LanceStore(config.lance_uri, config.lance_storage_options())
     q_rows = [quarantine_row(obj, r, PIPELINE_VERSION, run_id) for r in rejected]
-    store.upsert_clips(rows, embedding_dim)
+    image_dim = len(rows[0]["image_embedding"]) if rows and rows[0]["image_embedding"] else None
+    store.upsert_clips(rows, embedding_dim, image_dim)
     store.upsert_caption_versions([caption_version_row(r) for r in rows])
     store.upsert_quarantine(q_rows)
     if rows:

@@ -70,13 +70,33 @@ def _print_report(report: dict[str, Any]) -> None:
         console.print(f"Data Docs: {report['data_docs']}")
 
 
-def _search(text: str, k: int, where: str | None, config: Any) -> list[Any]:
-    from storage.lance_store import LanceStore
-    from tasks.embed import embed_texts
+class _ClipText:
+    """CLIP's text tower as a TextEmbedder."""
 
-    vector = embed_texts([text], config.embed)[0]
+    def __init__(self, featurizer: Any) -> None:
+        self.featurizer = featurizer
+
+    def embed(self, texts: list[str]) -> Any:
+        return self.featurizer.embed_text(texts)
+
+
+def _search(
+    text: str, k: int, where: str | None, config: Any, hybrid: bool = False, image: bool = False
+) -> list[Any]:
+    from storage.lance_store import LanceStore
+    from storage.search import search_captions, search_keyframes
+    from tasks.embed import load_embedder
+    from tasks.features import ClipFeaturizer, load_featurizer
+
+    embed = config.embed
     store = LanceStore(config.lance_uri, config.lance_storage_options())
-    return store.search(vector.tolist(), k=k, where=where)
+    if image:
+        featurizer = load_featurizer(config.keyframes.clip_model)
+        if not isinstance(featurizer, ClipFeaturizer):
+            raise typer.BadParameter("--image needs a CLIP model: set keyframes.clip_model")
+        return search_keyframes(text, _ClipText(featurizer), store, k=k, where=where)
+    embedder = load_embedder(embed.model, embed.device, embed.batch_size)
+    return search_captions(text, embedder, store, k=k, where=where, hybrid=hybrid)
 
 
 def _hits_table(hits: list[Any], title: str) -> Table:
@@ -173,6 +193,10 @@ def search(
     text: Annotated[str, typer.Argument(help="what to look for")],
     k: Annotated[int, typer.Option("--k", help="number of results")] = 10,
     where: Annotated[str | None, typer.Option(help="filter, e.g. 'aesthetic_score > 5'")] = None,
+    hybrid: Annotated[bool, typer.Option(help="fuse vector and full-text ranks (RRF)")] = False,
+    image: Annotated[
+        bool, typer.Option(help="match keyframe images through CLIP's text tower")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     lance_uri: LanceOpt = None,
     config: ConfigOpt = None,
@@ -181,7 +205,7 @@ def search(
     from flows.config import build_config
 
     cfg = build_config(config, {"lance_uri": lance_uri} if lance_uri else {})
-    hits = _search(text, k, where, cfg)
+    hits = _search(text, k, where, cfg, hybrid, image)
     if as_json:
         print(json.dumps([h.to_dict() for h in hits], indent=2))
     else:

@@ -71,6 +71,7 @@ class RunConfig(BaseModel):
     max_workers: int = 2
     chunk_objects: int = 16  # objects whose clips are captioned in one batched call
     gpu_concurrency: int = 1  # the `gpu` tag limit, created if the Prefect API has none
+    vector_index_min_rows: int = 100_000  # build the ANN index once the table is this big
     probe: ProbeConfig = ProbeConfig()
     transitions: TransitionConfig = TransitionConfig()
     clips: ClipConfig = ClipConfig()

@@ -27,7 +27,7 @@ from flows.chunk import ObjectOutcome, curate_chunk
 from flows.config import PIPELINE_VERSION, RunConfig
 from flows.limits import ensure_tag_limits
 from quality.gate import GateResult, build_data_docs
-from storage.lance_store import LanceStore
+from storage.lance_store import IndexPolicy, LanceStore
 from storage.ledger import Ledger, Status
 from storage.s3 import list_videos, make_client
 
@@ -149,6 +149,13 @@ def curate(config: RunConfig) -> dict[str, Any]:
                 report.failed += 1
             else:
                 report.add_outcome(outcome)
+    if report.clips_landed:
+        store = LanceStore(config.lance_uri, config.lance_storage_options())
+        created = store.maintain_indexes(
+            IndexPolicy(vector_index_min_rows=config.vector_index_min_rows)
+        )
+        if created:
+            logger.info("created indexes on %s", ", ".join(created))
     out = Path(config.workdir)
     if config.quality.data_docs and report.checks:
         report.data_docs = build_data_docs(out / "data_docs" / run_id)

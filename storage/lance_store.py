@@ -80,9 +80,10 @@ class LanceStore:
         if not rows:
             return 0
         unique = list({r[key]: r for r in rows}.values())  # last write of a key wins
-        data = pa.Table.from_pylist(unique, schema=table_schema)
         with _write_lock(self.uri, name):
             table = self._table_for_write(name, table_schema)
+            # The table's own schema rules: it was fixed by the run that created it.
+            data = pa.Table.from_pylist(unique, schema=table.schema)
             (
                 table.merge_insert(key)
                 .when_matched_update_all()
@@ -115,8 +116,11 @@ class LanceStore:
 
     # -- clips ---------------------------------------------------------------------------
 
-    def upsert_clips(self, rows: Sequence[dict[str, Any]], embedding_dim: int) -> int:
-        return self.upsert(schema.CLIPS, schema.clips_schema(embedding_dim), "clip_id", rows)
+    def upsert_clips(
+        self, rows: Sequence[dict[str, Any]], embedding_dim: int, image_dim: int | None = None
+    ) -> int:
+        table_schema = schema.clips_schema(embedding_dim, image_dim)
+        return self.upsert(schema.CLIPS, table_schema, "clip_id", rows)
 
     def delete_other_versions(self, bucket: str, key: str, keep_etag: str) -> None:
         """Drop clips of earlier versions of an object once the new version has landed."""
@@ -195,13 +199,19 @@ class LanceStore:
             if "caption" not in existing:
                 table.create_index("caption", config=FTS())
                 created.append("caption")
-            if "text_embedding" not in existing and rows >= policy.vector_index_min_rows:
+            vector_columns = [
+                f.name
+                for f in table.schema
+                if pa.types.is_fixed_size_list(f.type) and f.name.endswith("embedding")
+            ]
+            for column in vector_columns:
+                if column in existing or rows < policy.vector_index_min_rows:
+                    continue
                 partitions = max(1, rows // policy.rows_per_partition)
                 table.create_index(
-                    "text_embedding",
-                    config=IvfHnswSq(distance_type="cosine", num_partitions=partitions),
+                    column, config=IvfHnswSq(distance_type="cosine", num_partitions=partitions)
                 )
-                created.append("text_embedding")
+                created.append(column)
             if existing:
                 table.optimize()
         return created

@@ -12,7 +12,10 @@ CAPTION_VERSIONS = "caption_versions"
 _TS = pa.timestamp("us", tz="UTC")
 
 
-def clips_schema(embedding_dim: int) -> pa.Schema:
+def clips_schema(embedding_dim: int, image_dim: int | None = None) -> pa.Schema:
+    """The clips table. `image_dim` fixes the size of the CLIP image embedding (searchable);
+    without a CLIP model it stays a plain, empty list column."""
+    image_type = pa.list_(pa.float32(), image_dim) if image_dim else pa.list_(pa.float32())
     return pa.schema(
         [
             pa.field("clip_id", pa.string(), nullable=False),
@@ -35,7 +38,7 @@ def clips_schema(embedding_dim: int) -> pa.Schema:
             pa.field("aesthetic_scorer", pa.string()),
             pa.field("keyframe_times", pa.list_(pa.float64())),
             pa.field("keyframe_feature", pa.string()),  # "thumbnail" or "clip:<model>"
-            pa.field("image_embedding", pa.list_(pa.float32())),  # CLIP, when configured
+            pa.field("image_embedding", image_type),  # CLIP, when configured
             pa.field(
                 "differential_captions",
                 pa.list_(pa.struct([("t", pa.float64()), ("text", pa.string())])),

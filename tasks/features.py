@@ -82,6 +82,24 @@ class ClipFeaturizer:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate(chunks).astype(np.float32)
 
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        """CLIP's text tower, for searching image embeddings with words."""
+        import torch
+        from transformers import AutoTokenizer
+
+        if not hasattr(self, "_tokenizer"):
+            self._tokenizer = AutoTokenizer.from_pretrained(self.name.removeprefix("clip:"))
+        with self._lock, torch.no_grad():
+            inputs = self._tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+            out = self.model.get_text_features(
+                input_ids=inputs["input_ids"].to(self.device),
+                attention_mask=inputs["attention_mask"].to(self.device),
+            )
+            feats = torch.nn.functional.normalize(
+                getattr(out, "pooler_output", out).float(), dim=-1
+            )
+        return feats.cpu().numpy().astype(np.float32)
+
 
 _LOCK = threading.Lock()
 

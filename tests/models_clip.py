@@ -39,10 +39,35 @@ def build_tiny_clip(out: Path, seed: int = 0) -> Path:
     )
     out.mkdir(parents=True, exist_ok=True)
     CLIPModel(config).save_pretrained(out)
+    _tiny_tokenizer().save_pretrained(out)
     CLIPImageProcessorPil(
         size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64}
     ).save_pretrained(out)
     return out
+
+
+def _tiny_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    corpus = ["a dog on a beach", "a city at night", "a chef cooking", "colour bars"] * 10
+    tok.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<|startoftext|>", "<|endoftext|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|startoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+    )
 
 
 def build_random_aesthetic_mlp(out: Path, input_size: int = 32, seed: int = 0) -> Path:

@@ -260,3 +260,20 @@ def test_the_flow_scores_with_laion_and_stores_the_clip_embedding(
         assert r["keyframe_feature"] == f"clip:{clip_model}"
         assert len(r["image_embedding"]) == 32
         assert abs(float(np.linalg.norm(r["image_embedding"])) - 1.0) < 1e-4
+    # A text query reaches the image embeddings through CLIP's text tower, ranked by cosine.
+    from storage.search import search_keyframes
+    from tasks.features import load_featurizer
+
+    featurizer = load_featurizer(clip_model)
+
+    class ClipText:
+        def embed(self, texts: list[str]) -> np.ndarray:
+            return featurizer.embed_text(texts)
+
+    store = LanceStore(config.lance_uri)
+    hits = search_keyframes("colour bars", ClipText(), store, k=3)
+    [q] = featurizer.embed_text(["colour bars"])
+    cosine = {r["clip_id"]: float(np.dot(q, r["image_embedding"])) for r in rows}
+    assert [h.score for h in hits] == pytest.approx([cosine[h.clip_id] for h in hits], abs=1e-4)
+    best = sorted(cosine.values(), reverse=True)[:3]
+    assert [h.score for h in hits] == pytest.approx(best, abs=1e-4)

@@ -1,0 +1,127 @@
+"""Caption search with the real all-MiniLM-L6-v2, on a local table and on S3 (SeaweedFS)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from storage import schema
+from storage.lance_store import IndexPolicy, LanceStore
+from storage.search import search_captions
+from tasks.embed import load_embedder
+
+CAPTIONS = {
+    "dog": "A golden retriever runs along a sandy beach as waves roll onto the shore.",
+    "city": "A city street at night, neon signs and car headlights reflecting on wet asphalt.",
+    "chef": "A chef chops onions and stirs a sizzling pan in a busy restaurant kitchen.",
+    "rare": "A quokka sits among rocks on an island, blinking at the camera.",
+}
+FILLER = [
+    f"A {c} {t} in a {p}, filmed {h}."
+    for c in ("red", "green", "blue", "white", "black", "yellow")
+    for t in ("car drives", "bird flies", "person walks", "boat sails", "train passes")
+    for p in ("park", "desert", "forest", "harbour", "tunnel", "stadium", "market")
+    for h in ("at dawn", "from above")
+]
+
+
+def rows_for(
+    captions: dict[str, str], scores: dict[str, float] | None = None
+) -> list[dict[str, Any]]:
+    embedder = load_embedder("minilm")
+    names = list(captions)
+    vectors = embedder.embed([captions[n] for n in names])
+    return [
+        {
+            "clip_id": name,
+            "bucket": "b",
+            "key": f"videos/{name}.mp4",
+            "etag": "e1",
+            "source": f"s3://b/videos/{name}.mp4",
+            "start_s": 0.5,
+            "end_s": 4.5,
+            "caption": captions[name],
+            "caption_model": "describe",
+            "aesthetic_score": (scores or {}).get(name, 5.0),
+            "text_embedding": vec.tolist(),
+            "created_at": datetime.now(UTC),
+        }
+        for name, vec in zip(names, vectors, strict=True)
+    ]
+
+
+def search(store: LanceStore, text: str, **kw: Any) -> list[str]:
+    return [h.clip_id for h in search_captions(text, load_embedder("minilm"), store, **kw)]
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> LanceStore:
+    s = LanceStore(str(tmp_path / "db"))
+    s.upsert_clips(rows_for(CAPTIONS, {"dog": 8.0, "city": 4.0, "chef": 6.0, "rare": 7.0}), 384)
+    s.maintain_indexes(IndexPolicy())
+    return s
+
+
+def test_a_paraphrase_finds_the_right_clip_first(store: LanceStore) -> None:
+    assert search(store, "a puppy by the sea")[0] == "dog"
+    assert search(store, "nighttime downtown traffic lights")[0] == "city"
+    assert search(store, "someone cooking food")[0] == "chef"
+
+
+def test_a_filter_excludes_what_it_should(store: LanceStore) -> None:
+    hits = search(store, "a puppy by the sea", where="aesthetic_score < 7")
+    assert "dog" not in hits and set(hits) == {"city", "chef"}
+    assert search(store, "anything", where="key LIKE 'videos/c%'") and all(
+        h in {"city", "chef"} for h in search(store, "anything", where="key LIKE 'videos/c%'")
+    )
+
+
+def test_hybrid_search_finds_an_exact_rare_word(store: LanceStore) -> None:
+    assert store.index_names()  # the full-text index exists
+    assert search(store, "quokka", hybrid=True)[0] == "rare"
+    assert search(store, "quokka", hybrid=True, where="aesthetic_score > 7.5") == ["dog"]
+
+
+def test_the_vector_index_appears_past_the_threshold_and_results_hold(tmp_path: Path) -> None:
+    store = LanceStore(str(tmp_path / "db"))
+    filler = {f"f{i}": text for i, text in enumerate(FILLER)}
+    store.upsert_clips(rows_for({**CAPTIONS, **filler}), 384)
+    assert len(FILLER) + len(CAPTIONS) == 424
+    # Below the threshold: only the full-text index; search is an exact flat scan.
+    assert store.maintain_indexes(IndexPolicy(vector_index_min_rows=425)) == ["caption"]
+    queries = ["a puppy by the sea", "nighttime downtown traffic", "a white boat in a harbour"]
+    before = [search(store, q, k=5) for q in queries]
+    store.upsert_clips(rows_for({"late": "A late arrival: a cat sleeps on a windowsill."}), 384)
+    created = store.maintain_indexes(IndexPolicy(vector_index_min_rows=425))  # now 425 rows
+    assert created == ["text_embedding"]
+    assert any(i for i in store.index_names() if "text_embedding" in i)
+    after = [search(store, q, k=5) for q in queries]
+    assert [b[0] for b in before] == [a[0] for a in after]
+    overlap = sum(len(set(b) & set(a)) for b, a in zip(before, after, strict=True))
+    assert overlap / (5 * len(queries)) >= 0.9
+    assert search(store, "a cat asleep by a window")[0] == "late"  # new rows are found
+
+
+def test_search_on_an_s3_table(local_s3: Any, s3_client: Any) -> None:
+    from storage.s3 import ensure_bucket
+
+    ensure_bucket(s3_client, "lance-tables")
+    options = {
+        "endpoint": local_s3.endpoint_url,
+        "allow_http": "true",
+        "region": "us-east-1",
+        "virtual_hosted_style_request": "false",
+    }
+    store = LanceStore("s3://lance-tables/capflow", options)
+    store.upsert_clips(rows_for(CAPTIONS), 384)
+    store.upsert_clips(rows_for(CAPTIONS), 384)  # idempotent on S3 too
+    store.maintain_indexes(IndexPolicy())
+    reopened = LanceStore("s3://lance-tables/capflow", options)
+    assert reopened.count(schema.CLIPS) == len(CAPTIONS)
+    assert search(reopened, "a puppy by the sea")[0] == "dog"
+    assert search(reopened, "quokka", hybrid=True)[0] == "rare"
+    listed = s3_client.list_objects_v2(Bucket="lance-tables", Prefix="capflow/clips.lance/")
+    assert listed.get("KeyCount", 0) > 0
