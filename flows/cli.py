@@ -312,6 +312,38 @@ def recaption(
 
 
 @app.command()
+def detect(
+    video: Annotated[str, typer.Argument(help="a local video file or s3://bucket/key")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    endpoint_url: Annotated[str | None, typer.Option(help="S3 endpoint for s3:// URLs")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Transitions (cuts and gradual) and shots of one video, with frame numbers and times."""
+    from flows.config import build_config
+    from flows.single import StageRejected, detect_video
+
+    cfg = build_config(config, {"s3": {"endpoint_url": endpoint_url}} if endpoint_url else {})
+    try:
+        result = detect_video(video, cfg)
+    except StageRejected as e:
+        console.print(f"[red]rejected[/] {escape(str(e))}")
+        raise typer.Exit(2) from e
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    console.print(
+        f"{escape(result['video'])}: {result['frame_count']} frames, {result['fps']:.3f} fps, "
+        f"{result['duration_s']:.2f} s"
+    )
+    for t in result["transitions"]:
+        console.print(
+            f"  {t['type']:<8} frames {t['start_frame']}-{t['end_frame']} "
+            f"({t['start_s']:.2f}-{t['end_s']:.2f} s) score {t['score']:.3f}"
+        )
+    console.print(f"{len(result['shots'])} shot(s)")
+
+
+@app.command()
 def score(
     path: Annotated[Path, typer.Argument(help="a local video file", exists=True, dir_okay=False)],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,

@@ -67,3 +67,65 @@ def score_video(path: Path, config: RunConfig) -> dict[str, Any]:
         "clip_score": round(aggregate(scores, config.aesthetic.aggregate), 4),
         "keyframes": [{"t": k.t, "score": s} for k, s in zip(keyframes, scores, strict=True)],
     }
+
+
+def detect_video(video: str, config: RunConfig) -> dict[str, Any]:
+    """`capflow detect --json`'s shape for a local path or an s3://bucket/key URL."""
+    import tempfile
+
+    from tasks.clips import shot_ranges
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(video)
+        if video.startswith("s3://"):
+            path = _download_url(video, Path(tmp) / "input", config)
+        probe = probe_video(path, config.probe)
+        if isinstance(probe, Rejection):
+            raise StageRejected(probe)
+        analysis = analyse_shots(path, probe, config.transitions)
+        if isinstance(analysis, Rejection):
+            raise StageRejected(analysis)
+    times = analysis.times
+    step = (times[-1] - times[0]) / max(1, len(times) - 1)
+    return {
+        "video": video,
+        "fps": round(probe.fps, 6),
+        "frame_count": len(times),
+        "duration_s": round(times[-1] + step, 6),
+        "transitions": [
+            {
+                "type": t.kind,
+                "start_frame": t.start_frame,
+                "end_frame": t.end_frame,
+                "start_s": round(t.start_s, 6),
+                "end_s": round(t.end_s, 6),
+                "score": t.score,
+            }
+            for t in analysis.transitions
+        ],
+        "shots": [
+            {
+                "start_frame": a,
+                "end_frame": b,
+                "start_s": round(times[a], 6),
+                "end_s": round(times[b] + step, 6),
+            }
+            for a, b in shot_ranges(analysis)
+        ],
+    }
+
+
+def _download_url(url: str, dest: Path, config: RunConfig) -> Path:
+    from storage.s3 import download_object, make_client
+    from storage.types import ObjectRef
+
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    client = make_client(config.s3.options())
+    head = client.head_object(Bucket=bucket, Key=key)
+    obj = ObjectRef(
+        bucket, key, head["ETag"].strip('"'), head["ContentLength"], head["LastModified"]
+    )
+    result = download_object(client, obj, dest)
+    if isinstance(result, Rejection):
+        raise StageRejected(result)
+    return result

@@ -7,7 +7,8 @@ A gradual transition (dissolve, fade) is found by twin comparison (Zhang et al.,
 a run of frames each changing a little more than their neighbourhood, whose accumulated
 change from the run's start to its end is as large as a cut's, and whose middle frame is a
 mix of its ends (which motion is not).
-The same pass yields per-frame motion, which becomes each clip's motion score.
+The same pass yields per-frame motion, which becomes each clip's motion score. Frames
+stream through TransitionDetector, so memory stays flat whatever the video's length.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class TransitionConfig:
     gradual_frame_min: float = 0.003
     gradual_min_frames: int = 4
     blend_tolerance: float = 0.3  # middle frame vs. mix of the ends, relative to the change
+    gradual_max_s: float = 4.0  # longer runs of change are motion, not a transition
     timeout_s: float = 600.0
 
 
@@ -70,100 +72,131 @@ def global_velocity(prev: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
     return float(u), float(v)
 
 
-def _is_flash(frames: np.ndarray, i: int, span: int, same: float) -> bool:
-    """True when the picture just before the jump at i comes back within `span` frames
-    (a flash starting at i) or was there up to `span` frames before (a flash ending at i)."""
-    n = len(frames)
-    before = range(max(0, i - 1 - span), i)
-    after = range(i, min(n, i + span + 1))
-    return any(_distance(frames[b], frames[a]) < same for b in before for a in after if (a - b) > 1)
+class TransitionDetector:
+    """Finds transitions in frames fed one at a time, keeping only a few frames in memory.
 
+    Decisions lag the input by the neighbourhood's half-width (a frame is judged against
+    the change around it, after as well as before); frames older than the flash window
+    are dropped, except those of a candidate gradual run (at most `gradual_max_s` long).
+    Per-frame change and times are kept for every frame: a few bytes each.
+    """
 
-def _is_blend(frames: np.ndarray, first: int, last: int, tolerance: float) -> bool:
-    """A dissolve or fade mixes its end pictures: the middle frame is close to their mean.
-    Motion is not a blend, so a run of fast action does not pass for a transition."""
-    mid = (first + last) // 2
-    w = (mid - first) / max(1, last - first)
-    mix = (1 - w) * frames[first] + w * frames[last]
-    return _distance(frames[mid], mix) <= tolerance
+    def __init__(self, fps: float, cfg: TransitionConfig) -> None:
+        self.cfg = cfg
+        self.w = max(2, round(cfg.window_s * (fps or 25.0)))
+        self.lookahead = max(self.w, cfg.flash_frames + 1)
+        self.max_run = max(cfg.gradual_min_frames, round(cfg.gradual_max_s * (fps or 25.0)))
+        self.times: list[float] = []
+        self.diff: list[float] = []
+        self.frames: dict[int, np.ndarray] = {}
+        self.transitions: list[Transition] = []
+        self._next = 1  # the next frame to judge
+        self._run: list[int] = []  # a candidate gradual run: consecutive frame indexes
+        self._run_frames: dict[int, np.ndarray] = {}  # its frames, and the one before it
+        self._run_low = 0.0
 
+    def push(self, t: float, frame: np.ndarray) -> None:
+        i = len(self.times)
+        self.times.append(t)
+        self.diff.append(_distance(frame, self.frames[i - 1]) if i else 0.0)
+        self.frames[i] = frame
+        while self._next + self.lookahead < len(self.times):
+            self._judge(self._next)
+            self._next += 1
+        for old in [k for k in self.frames if k < self._next - self.cfg.flash_frames - 2]:
+            del self.frames[old]
 
-def find_transitions(
-    frames: np.ndarray, times: list[float], fps: float, cfg: TransitionConfig
-) -> tuple[list[Transition], np.ndarray]:
-    """Transitions in a stack of tiny frames (N x H x W x 3 float32); also per-frame change."""
-    n = len(frames)
-    diff = np.zeros(n, dtype=np.float64)
-    if n > 1:
-        diff[1:] = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3)) / 255.0
-    w = max(2, round(cfg.window_s * (fps or 25.0)))
+    def finish(self) -> list[Transition]:
+        while self._next < len(self.times):
+            self._judge(self._next)
+            self._next += 1
+        self._close_run()
+        return sorted(self.transitions, key=lambda t: t.start_frame)
 
-    def neighbourhood(i: int, lo: int, hi: int) -> float:
-        around = np.concatenate([diff[max(1, lo - w) : lo], diff[hi + 1 : hi + 1 + w]])
-        return float(np.median(around)) if around.size else 0.0
+    def _neighbourhood(self, i: int) -> float:
+        around = self.diff[max(1, i - self.w) : i] + self.diff[i + 1 : i + 1 + self.w]
+        return float(np.median(around)) if around else 0.0
 
-    transitions: list[Transition] = []
-    is_cut = np.zeros(n, dtype=bool)
-    for i in range(1, n):
-        base = neighbourhood(i, i, i)
-        if diff[i] < cfg.cut_threshold or diff[i] < cfg.cut_ratio * base:
-            continue
-        if _is_flash(frames, i, cfg.flash_frames, 0.5 * diff[i]):
-            continue
-        is_cut[i] = True
-        transitions.append(Transition("cut", i, i, times[i], times[i], round(float(diff[i]), 4)))
+    def _is_flash(self, i: int, same: float) -> bool:
+        """The picture before the jump at i comes back within the flash window (a flash
+        starting at i), or was there just before it (a flash ending at i)."""
+        span = self.cfg.flash_frames
+        before = [b for b in range(i - 1 - span, i) if b in self.frames]
+        after = [a for a in range(i, i + span + 1) if a in self.frames]
+        return any(
+            _distance(self.frames[b], self.frames[a]) < same
+            for b in before
+            for a in after
+            if a - b > 1
+        )
 
-    i = 1
-    while i < n:
-        if is_cut[i]:
-            i += 1
-            continue
-        low = max(cfg.gradual_frame_min, cfg.gradual_frame_ratio * neighbourhood(i, i, i))
-        if diff[i] < low:
-            i += 1
-            continue
-        j = i
-        while j + 1 < n and not is_cut[j + 1] and diff[j + 1] >= low:
-            j += 1
-        total = _distance(frames[i - 1], frames[j])
-        if (
-            j - i + 1 >= cfg.gradual_min_frames
-            and total >= cfg.cut_threshold
-            and _is_blend(frames, i - 1, j, cfg.blend_tolerance * total)
-        ):
-            transitions.append(Transition("gradual", i, j, times[i], times[j], round(total, 4)))
-        i = j + 1
-    transitions.sort(key=lambda t: t.start_frame)
-    return transitions, diff
+    def _judge(self, i: int) -> None:
+        cfg, d = self.cfg, self.diff[i]
+        base = self._neighbourhood(i)
+        if d >= cfg.cut_threshold and d >= cfg.cut_ratio * base and not self._is_flash(i, 0.5 * d):
+            self._close_run()
+            self.transitions.append(
+                Transition("cut", i, i, self.times[i], self.times[i], round(d, 4))
+            )
+            return
+        if self._run and d >= self._run_low:
+            self._run.append(i)
+            if len(self._run) <= self.max_run:
+                self._run_frames[i] = self.frames[i]
+            return
+        self._close_run()
+        low = max(cfg.gradual_frame_min, cfg.gradual_frame_ratio * base)
+        if d >= low:
+            self._run, self._run_low = [i], low
+            self._run_frames = {i - 1: self.frames[i - 1], i: self.frames[i]}
+
+    def _close_run(self) -> None:
+        run, frames = self._run, self._run_frames
+        self._run, self._run_frames = [], {}
+        if not (self.cfg.gradual_min_frames <= len(run) <= self.max_run):
+            return
+        first, last = run[0], run[-1]
+        total = _distance(frames[first - 1], frames[last])
+        mid = (first - 1 + last) // 2
+        weight = (mid - first + 1) / max(1, last - first + 1)
+        mix = (1 - weight) * frames[first - 1] + weight * frames[last]
+        is_blend = _distance(frames[mid], mix) <= self.cfg.blend_tolerance * total
+        if total >= self.cfg.cut_threshold and is_blend:
+            self.transitions.append(
+                Transition(
+                    "gradual", first, last, self.times[first], self.times[last], round(total, 4)
+                )
+            )
 
 
 def analyse_shots(path: Path, probe: ProbeInfo, cfg: TransitionConfig) -> ShotAnalysis | Rejection:
     """Decode once at tiny size and find the transitions; bad media is a Rejection."""
-    frames: list[np.ndarray] = []
-    times: list[float] = []
-    velocity: list[tuple[float, float]] = []
     fps = probe.fps or 25.0
+    detector = TransitionDetector(fps, cfg)
+    velocity: list[tuple[float, float]] = []
+    previous: np.ndarray | None = None
     try:
         for f in media.stream_frames(path, cfg.width, cfg.height, timeout_s=cfg.timeout_s):
             frame = f.rgb.astype(np.float32)
-            if frames:
-                dt = max(f.t - times[-1], 1.0 / fps)
-                u, v = global_velocity(frames[-1].mean(axis=2), frame.mean(axis=2))
+            if previous is not None:
+                dt = max(f.t - detector.times[-1], 1.0 / fps)
+                u, v = global_velocity(previous.mean(axis=2), frame.mean(axis=2))
                 velocity.append((u / cfg.width / dt, v / cfg.height / dt))
             else:
                 velocity.append((0.0, 0.0))
-            frames.append(frame)
-            times.append(f.t)
+            detector.push(f.t, frame)
+            previous = frame
     except media.MediaTimeout as e:
         return Rejection(STAGE, RejectReason.PROBE_TIMEOUT, str(e))
     except media.MediaError as e:
-        if not frames:
+        if not detector.times:
             return Rejection(STAGE, RejectReason.DECODE_FAILED, f"{e}: {e.detail[-300:]}")
         # A damaged tail: keep what decoded cleanly, as players do.
-    if len(frames) < 2:
-        return Rejection(STAGE, RejectReason.DECODE_FAILED, f"{len(frames)} decodable frame(s)")
-    transitions, diff = find_transitions(np.stack(frames), times, fps, cfg)
-    return ShotAnalysis(times, diff.tolist(), velocity, transitions)
+    if len(detector.times) < 2:
+        count = len(detector.times)
+        return Rejection(STAGE, RejectReason.DECODE_FAILED, f"{count} decodable frame(s)")
+    transitions = detector.finish()
+    return ShotAnalysis(detector.times, detector.diff, velocity, transitions)
 
 
 @stage_task("transitions")

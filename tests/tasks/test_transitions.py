@@ -92,3 +92,23 @@ def test_undecodable_input_is_a_rejection(samples: dict) -> None:
     probe = ProbeInfo("mov", 10.0, 320, 180, 25.0, "h264", False)
     result = analyse_shots(samples["not_a_video"].path, probe, TransitionConfig())
     assert isinstance(result, Rejection) and result.reason == RejectReason.DECODE_FAILED
+
+
+def test_the_detector_holds_a_bounded_number_of_frames() -> None:
+    import numpy as np
+
+    from tasks.transitions import TransitionDetector
+
+    cfg = TransitionConfig()
+    detector = TransitionDetector(25.0, cfg)
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 255, (27, 48, 3)).astype(np.float32)
+    held = 0
+    for i in range(3000):  # two minutes at 25 fps, a cut every 10 s
+        if i % 250 == 0:
+            scene = rng.integers(0, 255, (27, 48, 3)).astype(np.float32)
+        detector.push(i / 25, scene + rng.normal(0, 1, scene.shape).astype(np.float32))
+        held = max(held, len(detector.frames) + len(detector._run_frames))
+    cuts = [t.start_frame for t in detector.finish() if t.kind == "cut"]
+    assert cuts == list(range(250, 3000, 250))
+    assert held <= detector.lookahead + cfg.flash_frames + 3 + detector.max_run + 1

@@ -34,3 +34,34 @@ def test_caption_of_a_non_video_is_a_clear_rejection(samples: dict) -> None:
 def test_recaption_without_a_model_says_which_setting() -> None:
     result = CliRunner().invoke(app, ["recaption", "a dog on a beach"])
     assert result.exit_code == 2 and "caption.captioner" in result.output
+
+
+def test_detect_json_shape_for_a_cut(samples: dict) -> None:
+    result = CliRunner().invoke(app, ["detect", str(samples["night_harbour"].path), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out) == {"video", "fps", "frame_count", "duration_s", "transitions", "shots"}
+    assert (out["fps"], out["frame_count"], out["duration_s"]) == (25.0, 250, 10.0)
+    [cut] = out["transitions"]
+    assert cut == {
+        "type": "cut",
+        "start_frame": 125,
+        "end_frame": 125,
+        "start_s": 5.0,
+        "end_s": 5.0,
+        "score": cut["score"],
+    }
+    assert [(s["start_frame"], s["end_frame"]) for s in out["shots"]] == [(0, 124), (125, 249)]
+
+
+def test_detect_reads_s3_urls(
+    samples: dict, local_s3: object, s3_client: object, bucket: str
+) -> None:
+    s3_client.upload_file(str(samples["sunset_meadow"].path), bucket, "in/a b.mp4")  # type: ignore[attr-defined]
+    url = f"s3://{bucket}/in/a b.mp4"
+    args = ["detect", url, "--json", "--endpoint-url", local_s3.endpoint_url]  # type: ignore[attr-defined]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["video"] == url
+    assert [t["type"] for t in out["transitions"]] == ["gradual"]
