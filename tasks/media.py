@@ -58,9 +58,12 @@ def ffprobe_path() -> str | None:
     return shutil.which("ffprobe")
 
 
-def input_args(path: Path, start_s: float | None = None) -> list[str]:
-    """The hardened input half of an ffmpeg command line."""
+def input_args(path: Path, start_s: float | None = None, fast: bool = False) -> list[str]:
+    """The hardened input half of an ffmpeg command line. `fast` skips the decoder's
+    in-loop deblocking: about a fifth less decode work, invisible at thumbnail size."""
     args = ["-nostdin", "-hide_banner", "-protocol_whitelist", "file"]
+    if fast:
+        args += ["-skip_loop_filter", "all"]
     if start_s is not None and start_s > 0:
         args += ["-ss", f"{start_s:.3f}"]
     return [*args, "-i", f"file:{Path(path).resolve()}"]
@@ -110,6 +113,7 @@ def stream_frames(
     start_s: float | None = None,
     duration_s: float | None = None,
     select: str | None = None,
+    fast: bool = False,
 ) -> Iterator[Frame]:
     """Decode frames scaled to width x height, one at a time, with their true PTS.
 
@@ -121,7 +125,7 @@ def stream_frames(
     if select:
         filters.append(f"select='{select}'")
     filters += [f"scale={width}:{height}:flags=area", "showinfo"]
-    argv = [ffmpeg_path(), "-v", "info", "-nostats", *input_args(path, start_s)]
+    argv = [ffmpeg_path(), "-v", "info", "-nostats", *input_args(path, start_s, fast)]
     if duration_s is not None:
         argv += ["-t", f"{duration_s:.3f}"]
     argv += ["-an", "-sn", "-vf", ",".join(filters), "-fps_mode", "passthrough"]

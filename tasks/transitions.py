@@ -38,6 +38,7 @@ class TransitionConfig:
     gradual_min_frames: int = 4
     blend_tolerance: float = 0.3  # middle frame vs. mix of the ends, relative to the change
     gradual_max_s: float = 4.0  # longer runs of change are motion, not a transition
+    fast_decode: bool = True  # skip in-loop deblocking: thumbnails do not need it
     timeout_s: float = 600.0
 
 
@@ -176,7 +177,10 @@ def analyse_shots(path: Path, probe: ProbeInfo, cfg: TransitionConfig) -> ShotAn
     velocity: list[tuple[float, float]] = []
     previous: np.ndarray | None = None
     try:
-        for f in media.stream_frames(path, cfg.width, cfg.height, timeout_s=cfg.timeout_s):
+        frames = media.stream_frames(
+            path, cfg.width, cfg.height, timeout_s=cfg.timeout_s, fast=cfg.fast_decode
+        )
+        for f in frames:
             frame = f.rgb.astype(np.float32)
             if previous is not None:
                 dt = max(f.t - detector.times[-1], 1.0 / fps)
