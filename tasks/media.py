@@ -58,10 +58,19 @@ def ffprobe_path() -> str | None:
     return shutil.which("ffprobe")
 
 
+# Container demuxers we read. Playlist and indirection demuxers (hls, concat, image2
+# sequences, ...) are left out: a crafted file must not make ffmpeg open other files.
+FORMAT_WHITELIST = (
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,mpeg,mpegvideo,flv,h264,hevc,m4v,"
+    "ivf,asf,ogg,gif,mp3,wav,aac"
+)
+
+
 def input_args(path: Path, start_s: float | None = None, fast: bool = False) -> list[str]:
     """The hardened input half of an ffmpeg command line. `fast` skips the decoder's
     in-loop deblocking: about a fifth less decode work, invisible at thumbnail size."""
     args = ["-nostdin", "-hide_banner", "-protocol_whitelist", "file"]
+    args += ["-format_whitelist", FORMAT_WHITELIST]
     if fast:
         args += ["-skip_loop_filter", "all"]
     if start_s is not None and start_s > 0:

@@ -35,7 +35,7 @@ class ProbeConfig:
 _PYAV_PROBE = r"""
 import json, sys
 import av
-c = av.open(sys.argv[1])
+c = av.open(sys.argv[1], options={"protocol_whitelist": "file", "format_whitelist": sys.argv[2]})
 streams = []
 for s in c.streams:
     d = {"codec_type": s.type, "codec_name": s.codec_context.name if s.codec_context else ""}
@@ -62,6 +62,8 @@ def _ffprobe_json(path: Path, timeout_s: float) -> dict[str, Any] | str:
             "error",
             "-protocol_whitelist",
             "file",
+            "-format_whitelist",
+            media.FORMAT_WHITELIST,
             "-print_format",
             "json",
             "-show_format",
@@ -69,7 +71,7 @@ def _ffprobe_json(path: Path, timeout_s: float) -> dict[str, Any] | str:
             f"file:{target}",
         ]
     else:
-        argv = [sys.executable, "-c", _PYAV_PROBE, target]
+        argv = [sys.executable, "-c", _PYAV_PROBE, target, media.FORMAT_WHITELIST]
     result = media.run(argv, timeout_s=timeout_s)
     if result.returncode != 0:
         message = result.stderr.replace(f"file:{target}", "input").replace(target, "input")

@@ -80,3 +80,29 @@ def test_probe_timeout_is_a_rejection(
 def test_ffmpeg_is_found() -> None:
     assert Path(media.ffmpeg_path()).exists()
     assert shutil.which(media.ffmpeg_path()) or Path(media.ffmpeg_path()).is_file()
+
+
+@pytest.mark.parametrize(
+    "playlist",
+    [
+        "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:/etc/passwd\n#EXT-X-ENDLIST\n",
+        "#EXTM3U\n#EXTINF:10,\nhttp://169.254.169.254/latest/meta-data\n#EXT-X-ENDLIST\n",
+        "ffconcat version 1.0\nfile /etc/passwd\n",
+    ],
+    ids=["hls-file", "hls-http", "concat"],
+)
+def test_playlists_pointing_elsewhere_are_refused(
+    playlist: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from storage.types import ProbeInfo as Info
+    from tasks.transitions import TransitionConfig, analyse_shots
+
+    p = tmp_path / "input"
+    p.write_text(playlist)
+    for ffprobe in (media.ffprobe_path(), None):  # ffprobe, then the PyAV fallback
+        monkeypatch.setattr(media, "ffprobe_path", lambda f=ffprobe: f)
+        result = probe_video(p, ProbeConfig())
+        assert isinstance(result, Rejection) and result.reason == RejectReason.NOT_VIDEO
+    # Decoding refuses it too, whatever a probe said.
+    decoded = analyse_shots(p, Info("hls", 10, 320, 180, 25, "h264", False), TransitionConfig())
+    assert isinstance(decoded, Rejection) and decoded.reason == RejectReason.DECODE_FAILED
