@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -277,3 +279,29 @@ def test_the_flow_scores_with_laion_and_stores_the_clip_embedding(
     assert [h.score for h in hits] == pytest.approx([cosine[h.clip_id] for h in hits], abs=1e-4)
     best = sorted(cosine.values(), reverse=True)[:3]
     assert [h.score for h in hits] == pytest.approx(best, abs=1e-4)
+
+
+def test_the_secret_key_is_written_nowhere(curated: dict, local_s3: Any) -> None:
+    """The run used a real secret key; scan everything capflow and Prefect kept."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter
+
+    secret = local_s3.credentials.secret_access_key
+    assert secret and os.environ["AWS_SECRET_ACCESS_KEY"] == secret  # the flow really used it
+    places = [Path(curated["config"].workdir), Path(curated["config"].lance_uri)]
+    scanned = 0
+    for root in places:
+        for f in root.rglob("*"):
+            if f.is_file():
+                scanned += 1
+                assert secret.encode() not in f.read_bytes(), f
+    assert scanned > 10
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs()
+        assert runs
+        for run in runs:
+            assert secret not in json.dumps(run.parameters, default=str)
+        logs = client.read_logs(log_filter=LogFilter())
+        assert logs and all(secret not in log.message for log in logs)
+        artifacts = client.read_artifacts()
+        assert artifacts and all(secret not in str(a.data) for a in artifacts)
