@@ -43,10 +43,13 @@ def shot_graph(kind: str, size: str, fps: int, rng: random.Random) -> str:
         speed = rng.choice([40, 120, 300])
         return (
             f"color=c={c1}:s={size}:r={fps}[b{{i}}];color=c={c2}:s={w // 6}x{h // 4}:r={fps}[f{{i}}];"
-            f"[b{{i}}][f{{i}}]overlay=x='mod(t*{speed}\\,{w})':y='{h // 3}+20*sin(t*3)':shortest=1"
+            f"[b{{i}}][f{{i}}]overlay=x='{w * 5 // 6}*abs(sin(t*{speed / w:.3f}))':"
+            f"y='{h // 3}+20*sin(t*3)':shortest=1"
         )
     if kind == "pan":
-        return f"testsrc2=s={w * 2}x{h}:r={fps},crop={w}:{h}:x='mod(t*{rng.choice([30, 90])}\\,{w})':y=0"
+        # A pan that never wraps round (a wrap would be a real jump in the picture).
+        speed = rng.choice([w // 12, w // 6])
+        return f"testsrc2=s={w * 2}x{h}:r={fps},crop={w}:{h}:x='min(t*{speed}\\,{w})':y=0"
     if kind == "pattern":
         return f"testsrc2=s={size}:r={fps},hue=h={rng.randrange(360)}"
     if kind == "zoom":
@@ -76,7 +79,8 @@ def make_labelled(path: Path, rng: random.Random) -> list[Truth]:
     lengths = [round(rng.uniform(3.0, 6.0), 2) for _ in range(n)]
     kinds = [rng.choice(SHOT_KINDS) for _ in range(n)]
     parts = [
-        shot_graph(k, size, fps, rng).format(i=i) + f",trim=duration={d},setpts=PTS-STARTPTS[s{i}]"
+        shot_graph(k, size, fps, rng).format(i=i)
+        + f",trim=duration={d},setpts=PTS-STARTPTS,settb=1/{fps}[s{i}]"
         for i, (k, d) in enumerate(zip(kinds, lengths, strict=True))
     ]
     graph = ";".join(parts)
@@ -84,7 +88,7 @@ def make_labelled(path: Path, rng: random.Random) -> list[Truth]:
     for i in range(1, n):
         join = rng.choice(JOINS)
         if join == "cut":
-            graph += f";[{label}][s{i}]concat=n=2:v=1:a=0[j{i}]"
+            graph += f";[{label}][s{i}]concat=n=2:v=1:a=0,settb=1/{fps}[j{i}]"
             frame = round(length * fps)
             truth.append(Truth("cut", frame, frame))
             length += lengths[i]
@@ -100,11 +104,8 @@ def make_labelled(path: Path, rng: random.Random) -> list[Truth]:
         label = f"j{i}"
     graph += f";[{label}]null[v]"
     argv = [media.ffmpeg_path(), "-nostdin", "-v", "error", "-filter_complex", graph, "-map", "[v]"]
-    argv += ["-t", f"{length}", "-c:v", codec, "-pix_fmt", "yuv420p", "-y", str(path)]
-    if codec == "libx264":
-        argv[-3:-3] = ["-preset", "veryfast"]
-    else:
-        argv[-3:-3] = ["-q:v", "4"]
+    quality = ["-preset", "veryfast"] if codec == "libx264" else ["-q:v", "4"]
+    argv += ["-t", f"{length}", "-c:v", codec, *quality, "-pix_fmt", "yuv420p", "-y", str(path)]
     result = media.run(argv, timeout_s=300)
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-500:])
@@ -124,7 +125,7 @@ def scenedetect_predictions(path: Path, detector: str) -> list[tuple[str, int, i
 
     det = ContentDetector() if detector == "content" else AdaptiveDetector()
     scenes = detect(str(path), det)
-    return [("cut", s.get_frames(), s.get_frames()) for s, _ in scenes[1:]]
+    return [("cut", s.frame_num, s.frame_num) for s, _ in scenes[1:]]
 
 
 def score(truths: list[list[Truth]], preds: list[list[tuple[str, int, int]]]) -> dict[str, float]:
@@ -169,9 +170,12 @@ def timed(fn) -> float:
 
 
 def main() -> None:
+    import logging
+
     from flows.environment import apply_quiet_offline_defaults
 
     apply_quiet_offline_defaults()
+    logging.getLogger("pyscenedetect").setLevel(logging.WARNING)
     ap = argparse.ArgumentParser()
     ap.add_argument("--videos", type=int, default=16)
     ap.add_argument("--speed-seconds", type=int, default=120)

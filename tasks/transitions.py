@@ -3,10 +3,11 @@
 Signal: the mean absolute difference between consecutive tiny frames (area-downscaled,
 so noise and fine motion average out). A hard cut is one frame whose change towers over
 its neighbourhood and persists (a flash, which returns to the old picture, does not).
-A gradual transition (dissolve, fade) is found by twin comparison (Zhang et al., 1993):
-a run of frames each changing a little more than their neighbourhood, whose accumulated
-change from the run's start to its end is as large as a cut's, and whose middle frame is a
-mix of its ends (which motion is not).
+A gradual transition (dissolve, fade, wipe) is found by twin comparison (Zhang et al.,
+1993): a run of frames each changing a little more than their neighbourhood, whose
+accumulated change from start to end is as large as a cut's, and whose middle frame is
+what a transition shows there: a mix of its ends, each pixel from one end or the other,
+or a flat colour (which motion is not).
 The same pass yields per-frame motion, which becomes each clip's motion score. Frames
 stream through TransitionDetector, so memory stays flat whatever the video's length.
 """
@@ -30,12 +31,14 @@ class TransitionConfig:
     width: int = 48
     height: int = 27
     cut_threshold: float = 0.08  # mean |diff| of a cut, on 0..1
-    cut_ratio: float = 4.0  # cut change vs. the neighbourhood's median change
+    cut_ratio: float = 4.0  # cut change vs. the neighbourhood's usual change
+    cut_isolation: float = 2.0  # ... and vs. the frames right before and after it
     window_s: float = 1.0  # neighbourhood half-width
     flash_frames: int = 3  # a change that reverts within this many frames is a flash
     gradual_frame_ratio: float = 3.0  # per-frame change in a gradual run vs. neighbourhood
     gradual_frame_min: float = 0.003
     gradual_min_frames: int = 4
+    gradual_gap_frames: int = 2  # frames of lower change a gradual run may bridge
     blend_tolerance: float = 0.3  # middle frame vs. mix of the ends, relative to the change
     gradual_max_s: float = 4.0  # longer runs of change are motion, not a transition
     fast_decode: bool = True  # skip in-loop deblocking: thumbnails do not need it
@@ -73,6 +76,17 @@ def global_velocity(prev: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
     return float(u), float(v)
 
 
+def _between(a: np.ndarray, mid: np.ndarray, b: np.ndarray, weight: float) -> float:
+    """How far the middle of a run is from what a transition would show there: a mix of
+    its ends (dissolve), each pixel from one end or the other (wipe), or one flat colour
+    (a fade through black or white). Motion fits none of these."""
+    mix = (1 - weight) * a + weight * b
+    per_pixel = np.minimum(np.abs(mid - mix), np.minimum(np.abs(mid - a), np.abs(mid - b)))
+    if float(mid.std()) < 8.0:  # a flat frame: the bottom of a fade
+        return 0.0
+    return float(per_pixel.mean() / 255.0)
+
+
 class TransitionDetector:
     """Finds transitions in frames fed one at a time, keeping only a few frames in memory.
 
@@ -95,6 +109,7 @@ class TransitionDetector:
         self._run: list[int] = []  # a candidate gradual run: consecutive frame indexes
         self._run_frames: dict[int, np.ndarray] = {}  # its frames, and the one before it
         self._run_low = 0.0
+        self._run_gap = 0
 
     def push(self, t: float, frame: np.ndarray) -> None:
         i = len(self.times)
@@ -115,8 +130,15 @@ class TransitionDetector:
         return sorted(self.transitions, key=lambda t: t.start_frame)
 
     def _neighbourhood(self, i: int) -> float:
+        """The usual change around frame i: a low quantile, so that a transition filling
+        half the window does not raise the bar for itself."""
         around = self.diff[max(1, i - self.w) : i] + self.diff[i + 1 : i + 1 + self.w]
-        return float(np.median(around)) if around else 0.0
+        return float(np.percentile(around, 25)) if around else 0.0
+
+    def _isolated(self, i: int) -> bool:
+        """A cut is one frame of change; several large changes in a row are a fast fade."""
+        near = [self.diff[j] for j in (i - 1, i + 1) if 0 < j < len(self.diff)]
+        return not near or self.diff[i] >= self.cfg.cut_isolation * max(near)
 
     def _is_flash(self, i: int, same: float) -> bool:
         """The picture before the jump at i comes back within the flash window (a flash
@@ -134,21 +156,27 @@ class TransitionDetector:
     def _judge(self, i: int) -> None:
         cfg, d = self.cfg, self.diff[i]
         base = self._neighbourhood(i)
-        if d >= cfg.cut_threshold and d >= cfg.cut_ratio * base and not self._is_flash(i, 0.5 * d):
+        is_cut = d >= cfg.cut_threshold and d >= cfg.cut_ratio * base and self._isolated(i)
+        if is_cut and not self._is_flash(i, 0.5 * d):
             self._close_run()
             self.transitions.append(
                 Transition("cut", i, i, self.times[i], self.times[i], round(d, 4))
             )
             return
         if self._run and d >= self._run_low:
-            self._run.append(i)
-            if len(self._run) <= self.max_run:
-                self._run_frames[i] = self.frames[i]
+            self._run.extend(range(self._run[-1] + 1, i + 1))  # with any dip it bridged
+            self._run_gap = 0
+            for j in range(max(self._run[0], i - cfg.gradual_gap_frames), i + 1):
+                if len(self._run) <= self.max_run and j in self.frames:
+                    self._run_frames[j] = self.frames[j]
+            return
+        if self._run and self._run_gap < cfg.gradual_gap_frames:
+            self._run_gap += 1  # a short dip (the dark middle of a fade) does not end it
             return
         self._close_run()
         low = max(cfg.gradual_frame_min, cfg.gradual_frame_ratio * base)
         if d >= low:
-            self._run, self._run_low = [i], low
+            self._run, self._run_low, self._run_gap = [i], low, 0
             self._run_frames = {i - 1: self.frames[i - 1], i: self.frames[i]}
 
     def _close_run(self) -> None:
@@ -160,9 +188,10 @@ class TransitionDetector:
         total = _distance(frames[first - 1], frames[last])
         mid = (first - 1 + last) // 2
         weight = (mid - first + 1) / max(1, last - first + 1)
-        mix = (1 - weight) * frames[first - 1] + weight * frames[last]
-        is_blend = _distance(frames[mid], mix) <= self.cfg.blend_tolerance * total
-        if total >= self.cfg.cut_threshold and is_blend:
+        is_transition = _between(frames[first - 1], frames[mid], frames[last], weight) <= (
+            self.cfg.blend_tolerance * total
+        )
+        if total >= self.cfg.cut_threshold and is_transition:
             self.transitions.append(
                 Transition(
                     "gradual", first, last, self.times[first], self.times[last], round(total, 4)
