@@ -85,6 +85,9 @@ def _source_row(probe: ProbeInfo, analysis: ShotAnalysis) -> dict[str, Any]:
 def prepare_object(obj: ObjectRef, config: RunConfig) -> Prepared:
     """The per-object stages, up to clips ready for captioning."""
     prepared = Prepared(obj)
+    if obj.size == 0:  # nothing to download or decode
+        prepared.rejected.append(Rejection("download", RejectReason.EMPTY_OBJECT, "zero bytes"))
+        return prepared
     tmp_root = Path(config.workdir) / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
