@@ -1,0 +1,179 @@
+"""Faults: S3 throttling and outages, a writer killed mid-commit, two runs at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from flows.config import build_config
+from flows.curate import run_curate
+from storage import schema
+from storage.lance_store import LanceStore
+from storage.s3 import S3Options, download_object, ensure_bucket, list_videos, make_client
+
+pytestmark = pytest.mark.slow
+
+
+class SlowDown:
+    """A botocore before-send hook answering 503 SlowDown to the first `times` requests
+    of an operation: botocore's own retry handler sees a real throttling response."""
+
+    def __init__(self, times: int, only_key: str | None = None) -> None:
+        self.left = times
+        self.only_key = only_key
+        self.injected = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
+        if self.only_key and not request.url.endswith(self.only_key.replace(" ", "%20")):
+            return None
+        with self._lock:
+            if self.left <= 0:
+                return None
+            self.left -= 1
+            self.injected += 1
+        body = b"<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>"
+        return AWSResponse(request.url, 503, {"Content-Type": "application/xml"}, _Raw(body))
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self.body
+
+    def read(self, *_: Any) -> bytes:
+        return self.body
+
+
+def test_throttling_is_retried_by_botocore(local_s3: Any, bucket: str, tmp_path: Path) -> None:
+    client = make_client(S3Options(endpoint_url=local_s3.endpoint_url, max_attempts=5))
+    client.put_object(Bucket=bucket, Key="v.mp4", Body=b"payload")
+    hook = SlowDown(times=3)
+    client.meta.events.register("before-send.s3.GetObject", hook)
+    [obj] = list_videos(client, bucket)
+    assert download_object(client, obj, tmp_path / "input") == tmp_path / "input"
+    assert hook.injected == 3 and (tmp_path / "input").read_bytes() == b"payload"
+
+
+def _config(local_s3: Any, bucket: str, tmp: Path) -> Any:
+    return build_config(
+        overrides={
+            "source": {"bucket": bucket},
+            "s3": {"endpoint_url": local_s3.endpoint_url, "max_attempts": 2},
+            "lance_uri": str(tmp / "lance"),
+            "workdir": str(tmp / "work"),
+        },
+        environ={},
+    )
+
+
+def test_an_s3_outage_fails_the_object_and_a_rerun_finishes(
+    prefect_api: None,
+    local_s3: Any,
+    samples: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import flows.chunk
+
+    client = make_client(S3Options(endpoint_url=local_s3.endpoint_url))
+    bucket = "outage"
+    ensure_bucket(client, bucket)
+    for name in ("night_harbour", "sunset_meadow"):
+        client.upload_file(str(samples[name].path), bucket, f"{name}.mp4")
+    hook = SlowDown(times=10**6, only_key="night_harbour.mp4")  # down for this object
+
+    def throttled_client(opts: S3Options) -> Any:
+        c = make_client(opts)
+        c.meta.events.register("before-send.s3.GetObject", hook)
+        return c
+
+    monkeypatch.setattr(flows.chunk, "make_client", throttled_client)
+    config = _config(local_s3, bucket, tmp_path)
+    first = run_curate(config)
+    assert (first["failed"], first["landed"]) == (1, 1)  # retried, then given up; run went on
+    assert hook.injected >= 3  # botocore's attempts x Prefect's task retries
+    monkeypatch.setattr(flows.chunk, "make_client", make_client)  # S3 is back
+    second = run_curate(config)
+    assert (second["landed"], second["skipped"], second["failed"]) == (1, 1, 0)
+    keys = [r["key"] for r in LanceStore(config.lance_uri).rows(schema.CLIPS)]
+    assert sorted(keys) == sorted(["night_harbour.mp4"] * 2 + ["sunset_meadow.mp4"] * 2)
+
+
+def test_two_runs_at_once_land_every_clip_once(
+    prefect_api: None, local_s3: Any, samples: dict, tmp_path: Path
+) -> None:
+    client = make_client(S3Options(endpoint_url=local_s3.endpoint_url))
+    bucket = "concurrent"
+    ensure_bucket(client, bucket)
+    for name in ("night_harbour", "fractal_bars"):
+        client.upload_file(str(samples[name].path), bucket, f"{name}.mp4")
+    config = _config(local_s3, bucket, tmp_path)
+    results: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(run_curate(config))) for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2
+    rows = LanceStore(config.lance_uri).rows(schema.CLIPS)
+    ids = [r["clip_id"] for r in rows]
+    assert len(ids) == len(set(ids)) == 5
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, numpy as np, pyarrow as pa
+    from storage.lance_store import LanceStore
+    n, uri = int(sys.argv[1]), sys.argv[2]
+    rng = np.random.default_rng(0)
+    vec = rng.normal(size=(n, 8)).astype("float32")
+    rows = [{"clip_id": f"c{i}", "bucket": "b", "key": "k", "etag": "e",
+             "caption": "x" * 200, "text_embedding": vec[i].tolist()} for i in range(n)]
+    print("writing", flush=True)
+    LanceStore(uri).upsert_clips(rows, 8)
+    print("done", flush=True)
+    """
+)
+
+
+def test_a_writer_killed_mid_commit_leaves_the_last_version(tmp_path: Path) -> None:
+    uri = str(tmp_path / "db")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    subprocess.run([sys.executable, "-c", WRITER, "1000", uri], env=env, check=True)
+    store = LanceStore(uri)
+    version = store.open_table(schema.CLIPS).version
+    assert store.count(schema.CLIPS) == 1000
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, "300000", uri], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "writing"
+    table_dir = Path(uri) / "clips.lance"
+    before = len(list(table_dir.rglob("*")))
+    deadline = time.monotonic() + 60
+    while len(list(table_dir.rglob("*"))) == before and time.monotonic() < deadline:
+        time.sleep(0.01)  # kill as soon as the merge has started writing files
+    assert len(list(table_dir.rglob("*"))) > before, "the writer never started writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    reopened = LanceStore(uri)
+    # Either the commit had not happened (previous version, 1000 rows) or it had (all
+    # 300k rows): never a partial table.
+    state = (reopened.open_table(schema.CLIPS).version, reopened.count(schema.CLIPS))
+    assert state in ((version, 1000), (version + 1, 300000)), state
+    subprocess.run([sys.executable, "-c", WRITER, "300000", uri], env=env, check=True)
+    assert LanceStore(uri).count(schema.CLIPS) == 300000  # the re-run lands exactly once
