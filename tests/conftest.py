@@ -58,3 +58,12 @@ def bucket(s3_client: object, request: pytest.FixtureRequest) -> str:
     name = "t-" + re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-")
     ensure_bucket(s3_client, name)
     return name
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """A temporary Prefect API (its own SQLite database) for the flow tests."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
