@@ -234,6 +234,22 @@ def _caption_config(config: Path | None, captioner: str | None, **caption: Any) 
     return cfg
 
 
+def _single(fn: Any, target: Any, cfg: Any, as_json: bool) -> dict[str, Any] | None:
+    """Run a one-video command; print JSON (and return None) or return the result to show.
+    A rejected video exits 2 with the stage and reason."""
+    from flows.single import StageRejected
+
+    try:
+        result = fn(target, cfg)
+    except StageRejected as e:
+        console.print(f"[red]rejected[/] {escape(str(e))}")
+        raise typer.Exit(2) from e
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return None
+    return dict(result)
+
+
 @app.command()
 def caption(
     path: Annotated[Path, typer.Argument(help="a local video file", exists=True, dir_okay=False)],
@@ -243,16 +259,10 @@ def caption(
     config: ConfigOpt = None,
 ) -> None:
     """Caption one video with DiffSW (or fast mode): keyframes, differential captions, summary."""
-    from flows.single import StageRejected, caption_video
+    from flows.single import caption_video
 
-    cfg = _caption_config(config, captioner, mode=mode)
-    try:
-        result = caption_video(path, cfg)
-    except StageRejected as e:
-        console.print(f"[red]rejected[/] {escape(str(e))}")
-        raise typer.Exit(2) from e
-    if as_json:
-        print(json.dumps(result, indent=2))
+    result = _single(caption_video, path, _caption_config(config, captioner, mode=mode), as_json)
+    if result is None:
         return
     console.print(f"[bold]{escape(result['captioner'])}[/] ({result['mode']})")
     for d in result["differential_captions"]:
@@ -320,16 +330,11 @@ def detect(
 ) -> None:
     """Transitions (cuts and gradual) and shots of one video, with frame numbers and times."""
     from flows.config import build_config
-    from flows.single import StageRejected, detect_video
+    from flows.single import detect_video
 
     cfg = build_config(config, {"s3": {"endpoint_url": endpoint_url}} if endpoint_url else {})
-    try:
-        result = detect_video(video, cfg)
-    except StageRejected as e:
-        console.print(f"[red]rejected[/] {escape(str(e))}")
-        raise typer.Exit(2) from e
-    if as_json:
-        print(json.dumps(result, indent=2))
+    result = _single(detect_video, video, cfg, as_json)
+    if result is None:
         return
     console.print(
         f"{escape(result['video'])}: {result['frame_count']} frames, {result['fps']:.3f} fps, "
@@ -351,16 +356,10 @@ def score(
 ) -> None:
     """Keyframes of a whole video with their aesthetic scores, and the clip's score."""
     from flows.config import build_config
-    from flows.single import StageRejected, score_video
+    from flows.single import score_video
 
-    cfg = build_config(config)
-    try:
-        result = score_video(path, cfg)
-    except StageRejected as e:
-        console.print(f"[red]rejected[/] {escape(str(e))}")
-        raise typer.Exit(2) from e
-    if as_json:
-        print(json.dumps(result, indent=2))
+    result = _single(score_video, path, build_config(config), as_json)
+    if result is None:
         return
     console.print(f"scorer {escape(result['scorer'])}: clip score {result['clip_score']:.2f}")
     for k in result["keyframes"]:

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from flows.config import RunConfig
-from storage.types import ClipSpan, Rejection, ScoredClip
+from storage.types import ClipSpan, ProbeInfo, Rejection, ScoredClip
 from tasks.aesthetic import aggregate, make_scorer
 from tasks.caption import caption_clips, load_captioner
 from tasks.keyframes import extract_keyframes
 from tasks.probe import probe_video
-from tasks.transitions import analyse_shots
+from tasks.transitions import ShotAnalysis, analyse_shots
 
 
 class StageRejected(Exception):
@@ -20,16 +20,27 @@ class StageRejected(Exception):
         self.rejection = rejection
 
 
-def whole_video_clip(path: Path, config: RunConfig) -> tuple[ClipSpan, Any]:
-    """The whole video as one clip, with its motion track (for the describer)."""
+def probe_and_analyse(path: Path, config: RunConfig) -> tuple[ProbeInfo, ShotAnalysis]:
+    """Probe and the one decode pass, or StageRejected with the stage's reason."""
     probe = probe_video(path, config.probe)
     if isinstance(probe, Rejection):
         raise StageRejected(probe)
     analysis = analyse_shots(path, probe, config.transitions)
     if isinstance(analysis, Rejection):
         raise StageRejected(analysis)
+    return probe, analysis
+
+
+def frame_step(times: list[float]) -> float:
+    """The mean frame duration: where the last frame ends."""
+    return (times[-1] - times[0]) / max(1, len(times) - 1)
+
+
+def whole_video_clip(path: Path, config: RunConfig) -> tuple[ClipSpan, ProbeInfo]:
+    """The whole video as one clip, with its motion track (for the describer)."""
+    probe, analysis = probe_and_analyse(path, config)
     times = analysis.times
-    step = (times[-1] - times[0]) / max(1, len(times) - 1)
+    step = frame_step(times)
     track = tuple((t, v[0], v[1]) for t, v in zip(times, analysis.velocity, strict=True))
     motion = sum(analysis.motion) / len(analysis.motion)
     return ClipSpan(0, times[0], times[-1] + step, round(motion, 5), track), probe
@@ -79,14 +90,9 @@ def detect_video(video: str, config: RunConfig) -> dict[str, Any]:
         path = Path(video)
         if video.startswith("s3://"):
             path = _download_url(video, Path(tmp) / "input", config)
-        probe = probe_video(path, config.probe)
-        if isinstance(probe, Rejection):
-            raise StageRejected(probe)
-        analysis = analyse_shots(path, probe, config.transitions)
-        if isinstance(analysis, Rejection):
-            raise StageRejected(analysis)
+        probe, analysis = probe_and_analyse(path, config)
     times = analysis.times
-    step = (times[-1] - times[0]) / max(1, len(times) - 1)
+    step = frame_step(times)
     return {
         "video": video,
         "fps": round(probe.fps, 6),

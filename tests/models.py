@@ -26,10 +26,26 @@ CORPUS = [
 ] * 20
 
 
+def train_tokenizer(corpus: list[str], vocab_size: int, specials: list[str], **kwargs: object):
+    """A byte-level BPE tokenizer trained offline on a few sentences."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(corpus, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **kwargs)
+
+
 def build_tiny_llava(out: Path, seed: int = 0) -> Path:
     """A 2-layer LLaVA (CLIP vision tower + Llama text model) with a 512-token BPE."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (
         CLIPImageProcessorPil,
         CLIPVisionConfig,
@@ -37,22 +53,12 @@ def build_tiny_llava(out: Path, seed: int = 0) -> Path:
         LlavaConfig,
         LlavaForConditionalGeneration,
         LlavaProcessor,
-        PreTrainedTokenizerFast,
     )
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(
+    hf_tok = train_tokenizer(
         CORPUS,
-        trainers.BpeTrainer(
-            vocab_size=512,
-            special_tokens=SPECIALS,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        ),
-    )
-    hf_tok = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
+        512,
+        SPECIALS,
         eos_token="<|endoftext|>",
         pad_token="<pad>",
         extra_special_tokens={"image_token": "<image>"},

@@ -47,23 +47,13 @@ def build_tiny_clip(out: Path, seed: int = 0) -> Path:
 
 
 def _tiny_tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tests.models import train_tokenizer
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
     corpus = ["a dog on a beach", "a city at night", "a chef cooking", "colour bars"] * 10
-    tok.train_from_iterator(
+    return train_tokenizer(
         corpus,
-        trainers.BpeTrainer(
-            vocab_size=300,
-            special_tokens=["<|startoftext|>", "<|endoftext|>"],
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        ),
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
+        300,
+        ["<|startoftext|>", "<|endoftext|>"],
         bos_token="<|startoftext|>",
         eos_token="<|endoftext|>",
         pad_token="<|endoftext|>",
