@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from flows.config import RunConfig, build_config
+from flows.config import RunConfig
 from flows.curate import run_curate
 from storage import schema
 from storage.lance_store import LanceStore
 from tasks.embed import EmbedConfig, embed_texts
+from tests.helpers import flow_config
 
 pytestmark = pytest.mark.slow
 
@@ -28,15 +29,8 @@ def upload(client: Any, bucket: str, samples: dict, names: list[str] | None = No
             client.upload_file(str(sample.path), bucket, f"raw/{sample.path.name}")
 
 
-def config_for(local_s3: Any, bucket: str, tmp: Path, **extra: Any) -> RunConfig:
-    overrides = {
-        "source": {"bucket": bucket, "prefix": "raw/"},
-        "s3": {"endpoint_url": local_s3.endpoint_url},
-        "lance_uri": str(tmp / "lance"),
-        "workdir": str(tmp / "work"),
-        **extra,
-    }
-    return build_config(overrides=overrides, environ={})
+def config_for(local_s3: Any, bucket: str, tmp: Path) -> RunConfig:
+    return flow_config(local_s3.endpoint_url, bucket, tmp, prefix="raw/")
 
 
 def clips_by_key(store: LanceStore) -> dict[str, list[dict[str, Any]]]:

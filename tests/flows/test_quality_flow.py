@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from flows.config import build_config
 from flows.curate import QualityGateFailed, run_curate
 from storage import schema
 from storage.lance_store import LanceStore
 from storage.s3 import S3Options, ensure_bucket, make_client
+from tests.helpers import flow_config
 
 pytestmark = pytest.mark.slow
 
@@ -28,15 +28,12 @@ def test_gate_splits_the_batch_and_the_threshold_fails_the_run(
         client.upload_file(str(samples[name].path), bucket, f"raw/{name}.mp4")
     # The describer's captions of these seven clips run 46-56 words: a 52-word floor fails
     # some and passes others. 0.1 as the allowed failing share then fails the run.
-    config = build_config(
-        overrides={
-            "source": {"bucket": bucket, "prefix": "raw/"},
-            "s3": {"endpoint_url": local_s3.endpoint_url},
-            "lance_uri": str(tmp_path / "lance"),
-            "workdir": str(tmp_path / "work"),
-            "quality": {"min_caption_words": 52, "max_failed_fraction": 0.1},
-        },
-        environ={},
+    config = flow_config(
+        local_s3.endpoint_url,
+        bucket,
+        tmp_path,
+        prefix="raw/",
+        quality={"min_caption_words": 52, "max_failed_fraction": 0.1},
     )
     with pytest.raises(QualityGateFailed, match="max_failed_fraction"):
         run_curate(config)

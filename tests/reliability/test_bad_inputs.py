@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 
-from flows.config import build_config
 from flows.curate import run_curate
 from storage import schema
 from storage.lance_store import LanceStore
 from storage.s3 import S3Options, ensure_bucket, make_client
 from tasks import media
-from tests.helpers import make_media
+from tests.helpers import flow_config, make_media
 
 pytestmark = pytest.mark.slow
 
@@ -66,15 +65,8 @@ def test_every_bad_input_is_quarantined_with_its_reason_or_processed(
     for key, (body, _) in bad_inputs.items():
         client.put_object(Bucket=bucket, Key=key, Body=body)
     client.put_object(Bucket=bucket, Key="bad/folder/", Body=b"")  # a console "folder"
-    config = build_config(
-        overrides={
-            "source": {"bucket": bucket},
-            "s3": {"endpoint_url": local_s3.endpoint_url},
-            "lance_uri": str(tmp_path / "lance"),
-            "workdir": str(tmp_path / "work"),
-            "quality": {"max_failed_fraction": 1.0},
-        },
-        environ={},
+    config = flow_config(
+        local_s3.endpoint_url, bucket, tmp_path, quality={"max_failed_fraction": 1.0}
     )
     report = run_curate(config)  # nothing raises
     store = LanceStore(config.lance_uri)

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from flows.config import build_config
 from flows.curate import run_curate
 from storage import schema
 from storage.lance_store import LanceStore
 from storage.s3 import S3Options, download_object, ensure_bucket, list_videos, make_client
+from tests.helpers import flow_config
 
 pytestmark = pytest.mark.slow
 
@@ -68,15 +68,7 @@ def test_throttling_is_retried_by_botocore(local_s3: Any, bucket: str, tmp_path:
 
 
 def _config(local_s3: Any, bucket: str, tmp: Path) -> Any:
-    return build_config(
-        overrides={
-            "source": {"bucket": bucket},
-            "s3": {"endpoint_url": local_s3.endpoint_url, "max_attempts": 2},
-            "lance_uri": str(tmp / "lance"),
-            "workdir": str(tmp / "work"),
-        },
-        environ={},
-    )
+    return flow_config(local_s3.endpoint_url, bucket, tmp, s3={"max_attempts": 2})
 
 
 def test_an_s3_outage_fails_the_object_and_a_rerun_finishes(
