@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.config import RunConfig
-from storage.types import ClipSpan, ProbeInfo, Rejection, ScoredClip
+from storage.types import ClipSpan, Keyframe, ProbeInfo, Rejection, ScoredClip
 from tasks.aesthetic import aggregate, make_scorer
 from tasks.caption import caption_clips, load_captioner
 from tasks.keyframes import extract_keyframes
@@ -46,12 +46,18 @@ def whole_video_clip(path: Path, config: RunConfig) -> tuple[ClipSpan, ProbeInfo
     return ClipSpan(0, times[0], times[-1] + step, round(motion, 5), track), probe
 
 
-def caption_video(path: Path, config: RunConfig) -> dict[str, Any]:
-    """Caption a whole local video; the JSON shape `capflow caption --json` prints."""
+def whole_video_keyframes(path: Path, config: RunConfig) -> tuple[ClipSpan, list[Keyframe]]:
+    """The whole video as one clip, and its keyframes by the configured policy."""
     clip, probe = whole_video_clip(path, config)
     keyframes = extract_keyframes(path, probe, clip, config.keyframes)
     if isinstance(keyframes, Rejection):
         raise StageRejected(keyframes)
+    return clip, keyframes
+
+
+def caption_video(path: Path, config: RunConfig) -> dict[str, Any]:
+    """Caption a whole local video; the JSON shape `capflow caption --json` prints."""
+    clip, keyframes = whole_video_keyframes(path, config)
     captioner = load_captioner(config.caption)
     [result] = caption_clips([ScoredClip(clip, keyframes, 0.0, "none")], captioner)
     if isinstance(result, Rejection):
@@ -67,10 +73,7 @@ def caption_video(path: Path, config: RunConfig) -> dict[str, Any]:
 
 def score_video(path: Path, config: RunConfig) -> dict[str, Any]:
     """Keyframes of a whole local video and their scores; `capflow score --json`'s shape."""
-    clip, probe = whole_video_clip(path, config)
-    keyframes = extract_keyframes(path, probe, clip, config.keyframes)
-    if isinstance(keyframes, Rejection):
-        raise StageRejected(keyframes)
+    _, keyframes = whole_video_keyframes(path, config)
     scorer = make_scorer(config.aesthetic)
     scores = scorer.score(keyframes)
     return {

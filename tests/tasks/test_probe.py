@@ -77,9 +77,14 @@ def test_probe_timeout_is_a_rejection(
     assert isinstance(result, Rejection) and result.reason == RejectReason.PROBE_TIMEOUT
 
 
-def test_ffmpeg_is_found() -> None:
-    assert Path(media.ffmpeg_path()).exists()
-    assert shutil.which(media.ffmpeg_path()) or Path(media.ffmpeg_path()).is_file()
+def test_ffmpeg_falls_back_to_imageio_ffmpeg(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fallback when PATH has no ffmpeg: the static binary bundled in imageio-ffmpeg.
+    media.ffmpeg_path.cache_clear()
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    try:
+        assert "imageio_ffmpeg" in media.ffmpeg_path() and Path(media.ffmpeg_path()).is_file()
+    finally:
+        media.ffmpeg_path.cache_clear()
 
 
 @pytest.mark.parametrize(
