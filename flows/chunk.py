@@ -9,6 +9,10 @@ land its rows and record it in the ledger, only after they commit.
 from __future__ import annotations
 
 import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from flows import progress
+from flows.caching import caption_cache_key_fn, prepare_cache_key_fn, with_cache
 from flows.config import PIPELINE_VERSION, RunConfig
 from flows.rows import caption_version_row, clip_row, quarantine_row
 from quality.gate import BatchRejected, GateResult, gate_clips, gate_sources
@@ -52,6 +57,21 @@ class ObjectOutcome:
     error: str = ""
 
 
+class StageClock:
+    """Seconds spent per stage, summed: the run report's time per stage."""
+
+    def __init__(self) -> None:
+        self.seconds: Counter[str] = Counter()
+
+    @contextmanager
+    def time(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - started
+
+
 @dataclass
 class Prepared:
     """One object after the CPU stages: clips ready to caption, and what was set aside."""
@@ -59,9 +79,11 @@ class Prepared:
     obj: ObjectRef
     probe: ProbeInfo | None = None
     transitions: list[Transition] = field(default_factory=list)
+    clips_cut: int = 0  # clips out of the shots, before keyframes and the aesthetic filter
     scored: list[ScoredClip] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     gates: list[GateResult] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,6 +91,9 @@ class ChunkResult:
     outcomes: list[ObjectOutcome | BaseException]
     gates: list[GateResult]
     batch_error: str = ""
+    funnel: Counter[str] = field(default_factory=Counter)  # clips left after each stage
+    seconds: Counter[str] = field(default_factory=Counter)  # summed per stage
+    landed: list[dict[str, float]] = field(default_factory=list)  # per landed clip metrics
 
 
 def _source_row(probe: ProbeInfo, analysis: ShotAnalysis) -> dict[str, Any]:
@@ -84,6 +109,13 @@ def _source_row(probe: ProbeInfo, analysis: ShotAnalysis) -> dict[str, Any]:
 
 def prepare_object(obj: ObjectRef, config: RunConfig) -> Prepared:
     """The per-object stages, up to clips ready for captioning."""
+    clock = StageClock()
+    prepared = _prepare(obj, config, clock)
+    prepared.seconds = dict(clock.seconds)
+    return prepared
+
+
+def _prepare(obj: ObjectRef, config: RunConfig, clock: StageClock) -> Prepared:
     prepared = Prepared(obj)
     if obj.size == 0:  # nothing to download or decode
         prepared.rejected.append(Rejection("download", RejectReason.EMPTY_OBJECT, "zero bytes"))
@@ -92,16 +124,19 @@ def prepare_object(obj: ObjectRef, config: RunConfig) -> Prepared:
     tmp_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
         # A fixed local name: the key is data, never part of a path or a command.
-        local = download_object(make_client(config.s3.options()), obj, Path(tmp) / "input")
+        with clock.time("download"):
+            local = download_object(make_client(config.s3.options()), obj, Path(tmp) / "input")
         if isinstance(local, Rejection):
             prepared.rejected.append(local)
             return prepared
-        probe = probe_task(local, config.probe)
+        with clock.time("probe"):
+            probe = probe_task(local, config.probe)
         if isinstance(probe, Rejection):
             prepared.rejected.append(probe)
             return prepared
         prepared.probe = probe
-        analysis = transitions_task(local, probe, config.transitions)
+        with clock.time("transitions"):
+            analysis = transitions_task(local, probe, config.transitions)
         if isinstance(analysis, Rejection):
             prepared.rejected.append(analysis)
             return prepared
@@ -115,16 +150,18 @@ def prepare_object(obj: ObjectRef, config: RunConfig) -> Prepared:
             return prepared
         prepared.transitions = analysis.transitions
         clips = clips_task(analysis, config.clips)
+        prepared.clips_cut = len(clips)
         if not clips:
             detail = f"no shot of at least {config.clips.min_clip_s} s after trimming"
             prepared.rejected.append(Rejection("clips", RejectReason.NO_CLIPS, detail))
         for clip in clips:
-            keyframes = keyframes_task(local, probe, clip, config.keyframes)
-            result = (
-                keyframes
-                if isinstance(keyframes, Rejection)
-                else aesthetic_task(clip, keyframes, config.aesthetic)
-            )
+            with clock.time("keyframes"):
+                keyframes = keyframes_task(local, probe, clip, config.keyframes)
+            if isinstance(keyframes, Rejection):
+                prepared.rejected.append(keyframes)
+                continue
+            with clock.time("aesthetic"):
+                result = aesthetic_task(clip, keyframes, config.aesthetic)
             if isinstance(result, Rejection):
                 prepared.rejected.append(result)
             else:
@@ -132,7 +169,7 @@ def prepare_object(obj: ObjectRef, config: RunConfig) -> Prepared:
     return prepared
 
 
-@task(name="prepare-object", cache_policy=NO_CACHE, **RETRY)
+@task(name="prepare-object", tags=["cpu"], cache_policy=NO_CACHE, **RETRY)
 def prepare_object_task(obj: ObjectRef, config: RunConfig) -> Prepared:
     return prepare_object(obj, config)
 
@@ -165,7 +202,7 @@ def land_object(
     return ObjectOutcome(obj.uri, outcome, len(rows), reasons)
 
 
-@task(name="land-object", cache_policy=NO_CACHE, **RETRY)
+@task(name="land-object", tags=["s3"], cache_policy=NO_CACHE, **RETRY)
 def land_object_task(
     prepared: Prepared,
     rows: list[dict[str, Any]],
@@ -182,7 +219,9 @@ def _inside(transitions: list[Transition], start: float, end: float) -> int:
 
 
 def curate_chunk(objects: list[ObjectRef], config: RunConfig, run_id: str) -> ChunkResult:
-    futures = [prepare_object_task.submit(obj, config) for obj in objects]
+    clock = StageClock()
+    prepare = with_cache(prepare_object_task, prepare_cache_key_fn, config)
+    futures = [prepare.submit(obj, config) for obj in objects]
     prepared: list[Prepared | BaseException] = []
     for future in futures:
         try:
@@ -191,10 +230,17 @@ def curate_chunk(objects: list[ObjectRef], config: RunConfig, run_id: str) -> Ch
             prepared.append(e)
     ready = [p for p in prepared if isinstance(p, Prepared)]
     gates = [g for p in ready for g in p.gates]
+    for p in ready:
+        clock.seconds.update(p.seconds)
+    funnel: Counter[str] = Counter(
+        clips_cut=sum(p.clips_cut for p in ready), clips_scored=sum(len(p.scored) for p in ready)
+    )
 
     # One captioning call and one embedding call for every clip of the chunk.
     all_clips = [c for p in ready for c in p.scored]
-    captions = caption_task(all_clips, config.caption) if all_clips else []
+    with clock.time("caption"):
+        caption = with_cache(caption_task, caption_cache_key_fn, config)
+        captions = caption(all_clips, config.caption) if all_clips else []
     embedder = load_embedder(config.embed.model, config.embed.device, config.embed.batch_size)
     rejected: dict[int, list[Rejection]] = {id(p): list(p.rejected) for p in ready}
     pending: list[tuple[Prepared, ScoredClip, Caption]] = []
@@ -206,7 +252,9 @@ def curate_chunk(objects: list[ObjectRef], config: RunConfig, run_id: str) -> Ch
                 rejected[id(p)].append(cap)
             else:
                 pending.append((p, clip, cap))
-    vectors = embed_task([cap.text for _, _, cap in pending], config.embed) if pending else []
+    funnel["clips_captioned"] = len(pending)
+    with clock.time("embed"):
+        vectors = embed_task([c.text for _, _, c in pending], config.embed) if pending else []
     rows_of: dict[int, list[dict[str, Any]]] = {id(p): [] for p in ready}
     all_rows = []
     for (p, clip, cap), vec in zip(pending, vectors, strict=True):
@@ -219,13 +267,17 @@ def curate_chunk(objects: list[ObjectRef], config: RunConfig, run_id: str) -> Ch
         all_rows.append(row)
 
     try:
-        gate = gate_clips(all_rows, config.quality, embedder.dim, expected=len(pending))
+        with clock.time("gate"):
+            gate = gate_clips(all_rows, config.quality, embedder.dim, expected=len(pending))
     except BatchRejected as e:
         error = str(e)
-        return ChunkResult([BatchRejected(error) for _ in prepared], gates, batch_error=error)
+        outcomes = [BatchRejected(error) for _ in prepared]
+        return ChunkResult(outcomes, gates, error, funnel, clock.seconds)  # type: ignore[arg-type]
     gates.append(gate)
     failed_ids = {row["clip_id"]: names for row, names in gate.failed}
+    funnel["clips_passed_gate"] = len(all_rows) - len(failed_ids)
     outcomes: list[ObjectOutcome | BaseException] = []
+    landed: list[dict[str, float]] = []
     for p in prepared:
         if isinstance(p, BaseException):
             outcomes.append(p)
@@ -239,9 +291,21 @@ def curate_chunk(objects: list[ObjectRef], config: RunConfig, run_id: str) -> Ch
                     Rejection("quality", RejectReason.QUALITY_FAILED, detail, span)
                 )
         try:
-            outcomes.append(
-                land_object_task(p, keep, rejected[id(p)], config, run_id, embedder.dim)
-            )
+            with clock.time("land"):
+                outcome = land_object_task(p, keep, rejected[id(p)], config, run_id, embedder.dim)
         except Exception as e:
             outcomes.append(e)
-    return ChunkResult(outcomes, gates)
+            continue
+        outcomes.append(outcome)
+        landed += [_landed_metrics(r) for r in keep]
+    funnel["clips_landed"] = len(landed)
+    return ChunkResult(outcomes, gates, "", funnel, clock.seconds, landed)
+
+
+def _landed_metrics(row: dict[str, Any]) -> dict[str, float]:
+    return {
+        "aesthetic": row["aesthetic_score"],
+        "motion": row["motion_score"],
+        "words": len(row["caption"].split()),
+        "caption_seconds": row["caption_seconds"],
+    }

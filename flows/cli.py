@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
+from flows.defaults import DEFAULT_CRON, DEFAULT_POOL
 from flows.environment import apply_quiet_offline_defaults
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -160,32 +162,156 @@ def demo(
     console.print(_hits_table(hits, f"search: {DEMO_QUERY!r}"))
 
 
-@app.command()
-def run(
-    bucket: Annotated[str, typer.Option(help="S3 bucket to curate")],
-    prefix: Annotated[str, typer.Option(help="key prefix")] = "",
-    endpoint_url: Annotated[str | None, typer.Option(help="S3 endpoint (MinIO, SeaweedFS)")] = None,
-    lance_uri: LanceOpt = None,
-    config: ConfigOpt = None,
-    workdir: Annotated[Path | None, typer.Option(help="temp files and reports")] = None,
-    reprocess: Annotated[bool, typer.Option(help="redo objects already done")] = False,
-) -> None:
-    """Run the curate flow once against any S3 endpoint (standard AWS credential chain)."""
-    from flows.config import build_config
+EndpointOpt = Annotated[str | None, typer.Option(help="S3 endpoint (MinIO, SeaweedFS)")]
+WorkdirOpt = Annotated[Path | None, typer.Option(help="temp files, reports, cached results")]
 
-    overrides: dict[str, Any] = {"source": {"bucket": bucket, "prefix": prefix}}
+
+def _connection(
+    endpoint_url: str | None, lance_uri: str | None, workdir: Path | None
+) -> dict[str, Any]:
+    """Run-config overrides from the connection flags every run command shares."""
+    overrides: dict[str, Any] = {}
     if endpoint_url:
         overrides["s3"] = {"endpoint_url": endpoint_url}
     if lance_uri:
         overrides["lance_uri"] = lance_uri
     if workdir:
-        overrides["workdir"] = str(workdir)
+        overrides["workdir"] = str(workdir.resolve())
+    return overrides
+
+
+@app.command()
+def run(
+    bucket: Annotated[str, typer.Option(help="S3 bucket to curate")],
+    prefix: Annotated[str, typer.Option(help="key prefix")] = "",
+    endpoint_url: EndpointOpt = None,
+    lance_uri: LanceOpt = None,
+    config: ConfigOpt = None,
+    workdir: WorkdirOpt = None,
+    reprocess: Annotated[bool, typer.Option(help="redo objects already done")] = False,
+) -> None:
+    """Run the curate flow once against any S3 endpoint (standard AWS credential chain)."""
+    from flows.config import build_config
+
+    overrides = _connection(endpoint_url, lance_uri, workdir)
+    overrides["source"] = {"bucket": bucket, "prefix": prefix}
     if reprocess:
         overrides["reprocess"] = True
     report = _run_with_progress(build_config(config, overrides))
     _print_report(report)
     if report["failed"]:
         raise typer.Exit(1)
+
+
+@app.command()
+def backfill(
+    bucket: Annotated[str, typer.Option(help="S3 bucket")],
+    prefix: Annotated[
+        list[str] | None, typer.Option("--prefix", help="key prefix (repeatable)")
+    ] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="LastModified from (inclusive), e.g. 2026-01-01")
+    ] = None,
+    until: Annotated[datetime | None, typer.Option(help="LastModified until (exclusive)")] = None,
+    partitions: Annotated[int, typer.Option(help="child flow runs", min=1)] = 4,
+    concurrency: Annotated[int, typer.Option(help="children at a time", min=1)] = 2,
+    endpoint_url: EndpointOpt = None,
+    lance_uri: LanceOpt = None,
+    config: ConfigOpt = None,
+    workdir: WorkdirOpt = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="run here even when PREFECT_API_URL is set")
+    ] = False,
+    wait: Annotated[bool, typer.Option(help="wait for a triggered deployment run")] = True,
+) -> None:
+    """Curate old prefixes or a date range, one child run per partition; resumable.
+
+    With PREFECT_API_URL set, triggers the `backfill` deployment (see `capflow deploy`);
+    otherwise (or with --local) runs here.
+    """
+    if not prefix and since is None and until is None:
+        raise typer.BadParameter("give --prefix (repeatable) or --since/--until")
+    params: dict[str, Any] = {
+        "bucket": bucket,
+        "prefixes": prefix or [""],
+        "since": _utc(since),
+        "until": _utc(until),
+        "partitions": partitions,
+        "concurrency": concurrency,
+        "overrides": _connection(endpoint_url, lance_uri, workdir),
+        "config_file": str(config.resolve()) if config else None,
+    }
+    if os.environ.get("PREFECT_API_URL") and not local:
+        _trigger_backfill(params, wait)
+        return
+    from flows.backfill import BackfillFailed
+    from flows.backfill import backfill as backfill_flow
+
+    with console.status(f"backfill of s3://{escape(bucket)} in {partitions} partition(s)"):
+        try:
+            totals = backfill_flow(**params)
+        except BackfillFailed as e:
+            console.print(f"[red]backfill incomplete:[/] {escape(str(e))}")
+            raise typer.Exit(1) from e
+    console.print(_totals_line(totals))
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Dates on the command line are UTC, like S3's LastModified."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def _totals_line(totals: dict[str, Any]) -> str:
+    return (
+        f"objects seen {totals['seen']}: landed {totals['landed']}, quarantined "
+        f"{totals['quarantined']}, skipped {totals['skipped']}, failed {totals['failed']}; "
+        f"{totals['clips_landed']} clip(s) landed in {totals['partitions']} partition(s)"
+    )
+
+
+def _trigger_backfill(params: dict[str, Any], wait: bool) -> None:
+    from prefect.deployments import run_deployment
+
+    from flows.deployments import BACKFILL
+
+    name = f"{BACKFILL}/{BACKFILL}"
+    run = run_deployment(name, parameters=params, timeout=None if wait else 0, as_subflow=False)
+    console.print(f"deployment {name}: flow run {run.id} ({run.name}) {run.state_name}")
+    if wait and run.state is not None and not run.state.is_completed():
+        raise typer.Exit(1)
+
+
+@app.command()
+def deploy(
+    pool: Annotated[
+        str, typer.Option(help="work pool (created as `process` if missing)")
+    ] = DEFAULT_POOL,
+    cron: Annotated[str, typer.Option(help="curate-incremental schedule")] = DEFAULT_CRON,
+    timezone: Annotated[str, typer.Option(help="the schedule's time zone")] = "UTC",
+    bucket: Annotated[str | None, typer.Option(help="bucket the schedule curates")] = None,
+    prefix: Annotated[str, typer.Option(help="prefix the schedule curates")] = "",
+    endpoint_url: EndpointOpt = None,
+    lance_uri: LanceOpt = None,
+    config: ConfigOpt = None,
+    workdir: WorkdirOpt = None,
+) -> None:
+    """Register `curate-incremental` (cron) and `backfill` on PREFECT_API_URL's server."""
+    from flows.deployments import DeploySpec, deploy_all
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise typer.BadParameter("set PREFECT_API_URL to the Prefect server to deploy to")
+    overrides = _connection(endpoint_url, lance_uri, workdir)
+    if bucket:
+        overrides["source"] = {"bucket": bucket, "prefix": prefix}
+    spec = DeploySpec(pool, cron, timezone, overrides, str(config.resolve()) if config else None)
+    ids = deploy_all(spec)
+    console.print(
+        f"deployed curate-incremental ({escape(cron)} {timezone}) and backfill on pool "
+        f"{escape(pool)}: {', '.join(ids)}\nstart a worker: prefect worker start --pool "
+        f"{escape(pool)}"
+    )
 
 
 @app.command()

@@ -11,10 +11,10 @@ import os
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from quality.suites import QualityConfig
 from storage.s3 import S3Options
@@ -31,11 +31,23 @@ ENV_PREFIX = "CAPFLOW_"
 
 
 class SourceConfig(BaseModel):
+    """Which objects a run takes: prefixes, a LastModified range, and one partition of them.
+
+    A partition is a stable hash of the key modulo `partitions`, so a backfill's child runs
+    split the objects without overlap and a re-run gives every key the same child.
+    """
+
     model_config = ConfigDict(extra="forbid")
     bucket: str = ""
     prefix: str = ""
+    prefixes: list[str] = Field(default_factory=list)  # when set, these instead of `prefix`
     since: datetime | None = None
     until: datetime | None = None
+    partition: int = Field(default=0, ge=0)
+    partitions: int = Field(default=1, ge=1)
+
+    def all_prefixes(self) -> list[str]:
+        return list(dict.fromkeys(self.prefixes)) if self.prefixes else [self.prefix]
 
 
 class S3Config(BaseModel):
@@ -61,6 +73,48 @@ class S3Config(BaseModel):
         return opts
 
 
+class RunnerConfig(BaseModel):
+    """Where the flow's tasks run: chosen by config, no code change.
+
+    `threads` is Prefect's thread pool (`max_workers` threads). `dask` is prefect-dask: a
+    LocalCluster of `max_workers` processes, or the scheduler at `address`. `ray` is
+    prefect-ray: a local Ray, or the cluster at `address` (`ray://host:10001`). Process-based
+    runners need a Prefect server (`PREFECT_API_URL`): in ephemeral mode every worker
+    process would start its own temporary API.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["threads", "dask", "ray"] = "threads"
+    address: str | None = None
+
+
+class LimitsConfig(BaseModel):
+    """Tag concurrency limits, shared by every run on one Prefect API; created when missing,
+    never changed (an operator's setting wins)."""
+
+    model_config = ConfigDict(extra="forbid")
+    cpu: int = 4  # `cpu`: per-object decode and analysis tasks
+    gpu: int = 1  # `gpu`: captioning calls, one model per accelerator
+    s3: int = 8  # `s3`: tasks that write to the store
+
+    def as_tags(self) -> dict[str, int]:
+        return {"cpu": self.cpu, "gpu": self.gpu, "s3": self.s3}
+
+
+class CacheConfig(BaseModel):
+    """Task result caching: a retried run takes finished stages from the cache.
+
+    Keys are (object ETag, the stage configs, models, PIPELINE_VERSION). `result_storage`
+    None is a local folder, WORKDIR/results; in production name a Prefect storage block
+    (e.g. `s3-bucket/capflow-results`) so every worker shares it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    result_storage: str | None = None
+    expiration_days: float = 7.0  # prepared keyframes are large; old entries are not reused
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     source: SourceConfig = SourceConfig()
@@ -68,9 +122,11 @@ class RunConfig(BaseModel):
     lance_uri: str = "./capflow-lance"
     workdir: Path = Path("./capflow-work")
     reprocess: bool = False
-    max_workers: int = 2
+    max_workers: int = 2  # threads, or local Dask workers / Ray CPUs
     chunk_objects: int = 16  # objects whose clips are captioned in one batched call
-    gpu_concurrency: int = 1  # the `gpu` tag limit, created if the Prefect API has none
+    runner: RunnerConfig = RunnerConfig()
+    limits: LimitsConfig = LimitsConfig()
+    cache: CacheConfig = CacheConfig()
     vector_index_min_rows: int = 100_000  # build the ANN index once the table is this big
     probe: ProbeConfig = ProbeConfig()
     transitions: TransitionConfig = TransitionConfig()

@@ -23,13 +23,17 @@ from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import progress
-from flows.chunk import ObjectOutcome, curate_chunk
+from flows.chunk import ChunkResult, ObjectOutcome, curate_chunk
 from flows.config import PIPELINE_VERSION, RunConfig
 from flows.limits import ensure_tag_limits
+from flows.runners import make_task_runner
 from quality.gate import GateResult, build_data_docs
 from storage.lance_store import IndexPolicy, LanceStore
 from storage.ledger import Ledger, Status
-from storage.s3 import list_videos, make_client
+from storage.s3 import list_sources, make_client
+
+AESTHETIC_BINS = [float(b) for b in range(11)]  # the 0-10 scale
+MOTION_BINS = [round(b / 10, 1) for b in range(11)]  # 0-1
 
 
 class QualityGateFailed(RuntimeError):
@@ -52,7 +56,16 @@ class RunReport:
     checks: dict[str, list[int]] = field(default_factory=dict)  # name -> [evaluated, failed]
     batch_errors: list[str] = field(default_factory=list)
     data_docs: str | None = None
+    funnel: dict[str, int] = field(default_factory=dict)  # clips left after each stage
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # summed over objects
+    aesthetic_hist: list[int] = field(default_factory=list)  # landed clips per AESTHETIC_BINS
+    motion_hist: list[int] = field(default_factory=list)  # landed clips per MOTION_BINS
+    caption_words: dict[str, float] = field(default_factory=dict)  # min/median/mean/max
+    caption_s_per_clip: float = 0.0  # captioning device-seconds per landed clip
+    clips_per_s: float = 0.0
     wall_s: float = 0.0
+
+    _landed: list[dict[str, float]] = field(default_factory=list, repr=False)
 
     @property
     def reconciles(self) -> bool:
@@ -64,12 +77,60 @@ class RunReport:
             counts[0] += n
             counts[1] += gate.failures.get(name, 0)
 
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("_landed")
+        return out
+
+    def add_chunk(self, result: ChunkResult) -> None:
+        self.funnel = dict(Counter(self.funnel) + result.funnel)
+        seconds = Counter(self.stage_seconds) + Counter(result.seconds)
+        self.stage_seconds = {k: round(v, 3) for k, v in seconds.items()}
+        self._landed.extend(result.landed)
+
+    def summarise_landed(self) -> None:
+        """Histograms and caption statistics over the clips that landed."""
+        landed, self._landed = self._landed, []
+        self.aesthetic_hist = _histogram([m["aesthetic"] for m in landed], AESTHETIC_BINS)
+        self.motion_hist = _histogram([m["motion"] for m in landed], MOTION_BINS)
+        words = sorted(m["words"] for m in landed)
+        if words:
+            self.caption_words = {
+                "min": words[0],
+                "median": words[len(words) // 2],
+                "mean": round(sum(words) / len(words), 1),
+                "max": words[-1],
+            }
+            device_s = sum(m["caption_seconds"] for m in landed)
+            self.caption_s_per_clip = round(device_s / len(words), 4)
+
     def add_outcome(self, outcome: ObjectOutcome) -> None:
         self.landed += outcome.status == "landed"
         self.quarantined += outcome.status == "quarantined"
         self.clips_landed += outcome.clips_landed
         self.rows_quarantined += len(outcome.reasons)
         self.reasons = dict(Counter(self.reasons) + Counter(outcome.reasons))
+
+
+def _histogram(values: list[float], edges: list[float]) -> list[int]:
+    """Counts per [edge_i, edge_i+1), the last bin closed; len(edges) - 1 bins."""
+    counts = [0] * (len(edges) - 1)
+    for v in values:
+        i = next((i for i in range(len(counts)) if v < edges[i + 1]), len(counts) - 1)
+        counts[max(0, i)] += 1
+    return counts
+
+
+def _hist_rows(title: str, edges: list[float], counts: list[int]) -> list[str]:
+    if not any(counts):
+        return []
+    cells = [f"{edges[i]:g}-{edges[i + 1]:g}" for i in range(len(counts))]
+    return [
+        f"| {title} | " + " | ".join(cells) + " |",
+        "|---" * (len(cells) + 1) + "|",
+        "| clips | " + " | ".join(str(c) for c in counts) + " |",
+        "",
+    ]
 
 
 def report_markdown(report: RunReport) -> str:
@@ -93,10 +154,38 @@ def report_markdown(report: RunReport) -> str:
         f"Gate: {report.clips_gated - report.clips_failed_gate} of {report.clips_gated} "
         "clips passed.",
     ]
+    if report.funnel:
+        stages = list(report.funnel)
+        lines += [
+            "",
+            "| " + " | ".join(stages) + " |",
+            "|---" * len(stages) + "|",
+            "| " + " | ".join(str(report.funnel[s]) for s in stages) + " |",
+            "",
+        ]
+    lines += _hist_rows("aesthetic score", AESTHETIC_BINS, report.aesthetic_hist)
+    lines += _hist_rows("motion score", MOTION_BINS, report.motion_hist)
+    if report.caption_words:
+        w = report.caption_words
+        lines.append(
+            f"Caption words: min {w['min']:g}, median {w['median']:g}, mean {w['mean']:g}, "
+            f"max {w['max']:g}. Captioning {report.caption_s_per_clip:.3f} device-s per clip."
+        )
+    if report.stage_seconds:
+        lines += [
+            "",
+            "| stage | seconds (summed over objects) |",
+            "|---|---|",
+            *[f"| {k} | {v:.2f} |" for k, v in report.stage_seconds.items()],
+            "",
+        ]
     if report.data_docs:
         lines.append(f"Data Docs: [{report.data_docs}]({report.data_docs})")
     lines += [f"Batch rejected: {e}" for e in report.batch_errors]
-    lines.append(f"Wall time {report.wall_s:.1f} s. Counts reconcile: {report.reconciles}.")
+    lines.append(
+        f"Wall time {report.wall_s:.1f} s, {report.clips_per_s:.2f} clips/s. "
+        f"Counts reconcile: {report.reconciles}."
+    )
     return "\n".join(lines)
 
 
@@ -119,10 +208,12 @@ def curate(config: RunConfig) -> dict[str, Any]:
     started = time.monotonic()
     ctx = FlowRunContext.get()
     run_id = str(ctx.flow_run.id) if ctx and ctx.flow_run else uuid.uuid4().hex
-    ensure_tag_limits({"gpu": config.gpu_concurrency})
+    ensure_tag_limits(config.limits.as_tags())
     src = config.source
     client = make_client(config.s3.options())
-    listed = list(list_videos(client, src.bucket, src.prefix, src.since, src.until))
+    listed = list_sources(
+        client, src.bucket, src.all_prefixes(), src.since, src.until, src.partition, src.partitions
+    )
     ledger = Ledger(LanceStore(config.lance_uri, config.lance_storage_options()))
     todo, skipped = ledger.pending(listed, reprocess=config.reprocess)
     logger.info(
@@ -134,6 +225,7 @@ def curate(config: RunConfig) -> dict[str, Any]:
     for first in range(0, len(todo), size):
         chunk = todo[first : first + size]
         result = curate_chunk(chunk, config, run_id)
+        report.add_chunk(result)
         for gate in result.gates:
             report.add_gate(gate)
             if "clip_id_present" in gate.evaluated:
@@ -159,17 +251,19 @@ def curate(config: RunConfig) -> dict[str, Any]:
     out = Path(config.workdir)
     if config.quality.data_docs and report.checks:
         report.data_docs = build_data_docs(out / "data_docs" / run_id)
+    report.summarise_landed()
     report.wall_s = round(time.monotonic() - started, 2)
+    report.clips_per_s = round(report.clips_landed / report.wall_s, 3) if report.wall_s else 0.0
     (out / "reports").mkdir(parents=True, exist_ok=True)
-    (out / "reports" / f"{run_id}.json").write_text(json.dumps(asdict(report), indent=2))
+    result = report.to_dict()
+    (out / "reports" / f"{run_id}.json").write_text(json.dumps(result, indent=2))
     create_markdown_artifact(report_markdown(report), key="capflow-run-report")
     verdict = _quality_verdict(report, config.quality.max_failed_fraction)
     if verdict:
         raise QualityGateFailed(verdict)
-    return asdict(report)
+    return result
 
 
 def run_curate(config: RunConfig) -> dict[str, Any]:
-    """Run the flow with the thread pool sized from the config."""
-    runner = ThreadPoolTaskRunner(max_workers=config.max_workers)
-    return curate.with_options(task_runner=runner)(config)
+    """Run the flow on the task runner the config names."""
+    return curate.with_options(task_runner=make_task_runner(config))(config)

@@ -3,14 +3,20 @@
 Writes are `merge_insert` upserts on a deterministic id, each batch deduplicated first:
 Lance rejects (or, in older versions, mis-handles) a batch in which two source rows match
 one key, and two concurrent merges that both insert the same new key can both commit
-(lance #4585, lancedb #3377), so writes to a table go through one lock per process.
+(lance #4585, lancedb #3377), so a table has one writer at a time: a thread lock within a
+process and, for a local database, an advisory file lock across processes (two backfills
+at once on one box). On object storage there is no file to lock; there the deployments'
+concurrency limit keeps one run writing at a time (flows/deployments.py).
 """
 
 from __future__ import annotations
 
+import fcntl
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lancedb
@@ -23,9 +29,30 @@ _WRITE_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
-def _write_lock(uri: str, table: str) -> threading.Lock:
+LOCK_DIR = ".capflow-locks"  # inside a local database folder; LanceDB ignores it
+
+
+def _is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+@contextmanager
+def _write_lock(uri: str, table: str) -> Iterator[None]:
+    """The one writer of `table`: threads of this process, then processes on this box."""
     with _LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault((uri, table), threading.Lock())
+        thread_lock = _WRITE_LOCKS.setdefault((uri, table), threading.Lock())
+    with thread_lock:
+        if not _is_local(uri):
+            yield
+            return
+        folder = Path(uri.removeprefix("file://")) / LOCK_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{table}.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the handle closes, or on death
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def sql_str(value: str) -> str:

@@ -18,7 +18,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from storage.types import ObjectRef, Rejection, RejectReason
+from storage.types import ObjectRef, Rejection, RejectReason, stable_id
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".ts", ".mpg", ".mpeg")
 
@@ -95,6 +95,29 @@ def list_videos(
                 size=int(item["Size"]),
                 last_modified=modified,
             )
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition a key belongs to: stable across runs, processes and machines."""
+    return int(stable_id("partition", key)[:8], 16) % partitions
+
+
+def list_sources(
+    client: Any,
+    bucket: str,
+    prefixes: list[str],
+    since: datetime | None = None,
+    until: datetime | None = None,
+    partition: int = 0,
+    partitions: int = 1,
+) -> list[ObjectRef]:
+    """Videos under any of `prefixes` (each key once), in one partition of `partitions`."""
+    found: dict[str, ObjectRef] = {}
+    for prefix in prefixes:
+        for obj in list_videos(client, bucket, prefix, since, until):
+            if partitions == 1 or partition_of(obj.key, partitions) == partition:
+                found.setdefault(obj.key, obj)
+    return list(found.values())
 
 
 def download_object(client: Any, obj: ObjectRef, dest: Path) -> Path | Rejection:
