@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.config import RunConfig, build_config
-from flows.curate import run_curate
+from flows.curate import md_text, run_curate
 
 TOTALS = ("seen", "landed", "quarantined", "skipped", "failed", "clips_landed")
 
@@ -92,7 +92,7 @@ def backfill(
         "| " + " | ".join(TOTALS) + " |",
         "|---" * len(TOTALS) + "|",
         "| " + " | ".join(str(totals[k]) for k in TOTALS) + " |",
-        *[f"\nPartition failed: {e}" for e in errors],
+        *[f"\nPartition failed: {md_text(e)}" for e in errors],
     ]
     create_markdown_artifact("\n".join(lines), key="capflow-backfill-report")
     logger.info("backfill totals: %s", totals)

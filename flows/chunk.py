@@ -19,6 +19,7 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
 from flows import progress
 from flows.caching import caption_cache_key_fn, prepare_cache_key_fn, with_cache
@@ -26,7 +27,7 @@ from flows.config import PIPELINE_VERSION, RunConfig
 from flows.rows import caption_version_row, clip_row, quarantine_row
 from quality.gate import BatchRejected, GateResult, gate_clips, gate_sources
 from storage.lance_store import LanceStore
-from storage.ledger import Ledger, Status
+from storage.ledger import Ledger, LedgerEntry, Status
 from storage.s3 import download_object, make_client
 from storage.types import (
     Caption,
@@ -108,7 +109,11 @@ def _source_row(probe: ProbeInfo, analysis: ShotAnalysis) -> dict[str, Any]:
 
 
 def prepare_object(obj: ObjectRef, config: RunConfig) -> Prepared:
-    """The per-object stages, up to clips ready for captioning."""
+    """The per-object stages, up to clips ready for captioning.
+
+    The stages run as plain calls (`task.fn`), not as task runs: one task run per object
+    keeps Prefect's per-task cost (API calls, state changes) small next to the work.
+    """
     clock = StageClock()
     prepared = _prepare(obj, config, clock)
     prepared.seconds = dict(clock.seconds)
@@ -130,13 +135,13 @@ def _prepare(obj: ObjectRef, config: RunConfig, clock: StageClock) -> Prepared:
             prepared.rejected.append(local)
             return prepared
         with clock.time("probe"):
-            probe = probe_task(local, config.probe)
+            probe = probe_task.fn(local, config.probe)
         if isinstance(probe, Rejection):
             prepared.rejected.append(probe)
             return prepared
         prepared.probe = probe
         with clock.time("transitions"):
-            analysis = transitions_task(local, probe, config.transitions)
+            analysis = transitions_task.fn(local, probe, config.transitions)
         if isinstance(analysis, Rejection):
             prepared.rejected.append(analysis)
             return prepared
@@ -149,19 +154,19 @@ def _prepare(obj: ObjectRef, config: RunConfig, clock: StageClock) -> Prepared:
             )
             return prepared
         prepared.transitions = analysis.transitions
-        clips = clips_task(analysis, config.clips)
+        clips = clips_task.fn(analysis, config.clips)
         prepared.clips_cut = len(clips)
         if not clips:
             detail = f"no shot of at least {config.clips.min_clip_s} s after trimming"
             prepared.rejected.append(Rejection("clips", RejectReason.NO_CLIPS, detail))
         for clip in clips:
             with clock.time("keyframes"):
-                keyframes = keyframes_task(local, probe, clip, config.keyframes)
+                keyframes = keyframes_task.fn(local, probe, clip, config.keyframes)
             if isinstance(keyframes, Rejection):
                 prepared.rejected.append(keyframes)
                 continue
             with clock.time("aesthetic"):
-                result = aesthetic_task(clip, keyframes, config.aesthetic)
+                result = aesthetic_task.fn(clip, keyframes, config.aesthetic)
             if isinstance(result, Rejection):
                 prepared.rejected.append(result)
             else:
@@ -169,49 +174,59 @@ def _prepare(obj: ObjectRef, config: RunConfig, clock: StageClock) -> Prepared:
     return prepared
 
 
-@task(name="prepare-object", tags=["cpu"], cache_policy=NO_CACHE, **RETRY)
+@task(name="prepare-object", cache_policy=NO_CACHE, **RETRY)
 def prepare_object_task(obj: ObjectRef, config: RunConfig) -> Prepared:
     return prepare_object(obj, config)
 
 
-def land_object(
-    prepared: Prepared,
-    rows: list[dict[str, Any]],
-    rejected: list[Rejection],
-    config: RunConfig,
-    run_id: str,
-    embedding_dim: int,
-) -> ObjectOutcome:
-    """Write one object's rows, then (only then) record it as finished in the ledger."""
-    obj = prepared.obj
+@dataclass
+class ToLand:
+    """One object's share of a chunk: the rows that passed, and what was set aside."""
+
+    obj: ObjectRef
+    rows: list[dict[str, Any]]
+    rejected: list[Rejection]
+
+
+def land_chunk(
+    items: list[ToLand], config: RunConfig, run_id: str, embedding_dim: int
+) -> list[ObjectOutcome]:
+    """Write a chunk's rows, then (only then) record its objects in the ledger.
+
+    One upsert per table for the whole chunk: each is a LanceDB commit, and commits, not
+    rows, are what writes cost.
+    """
     store = LanceStore(config.lance_uri, config.lance_storage_options())
-    q_rows = [quarantine_row(obj, r, PIPELINE_VERSION, run_id) for r in rejected]
+    rows = [r for it in items for r in it.rows]
+    q_rows = [
+        quarantine_row(it.obj, r, PIPELINE_VERSION, run_id) for it in items for r in it.rejected
+    ]
     image_dim = len(rows[0]["image_embedding"]) if rows and rows[0]["image_embedding"] else None
     store.upsert_clips(rows, embedding_dim, image_dim)
     store.upsert_caption_versions([caption_version_row(r) for r in rows])
     store.upsert_quarantine(q_rows)
-    if rows:
-        store.delete_other_versions(obj.bucket, obj.key, obj.etag)
-    status = Status.DONE if rows else Status.QUARANTINED
-    reasons = [r["reason"] for r in q_rows]
-    Ledger(store).record(
-        obj, status, run_id, PIPELINE_VERSION, clips=len(rows), error=";".join(reasons)
-    )
-    outcome = "landed" if rows else "quarantined"
-    progress.emit("finished", f"{outcome} {obj.uri}")
-    return ObjectOutcome(obj.uri, outcome, len(rows), reasons)
+    store.delete_superseded([(it.obj.bucket, it.obj.key, it.obj.etag) for it in items if it.rows])
+    entries, outcomes = [], []
+    for it in items:
+        reasons = [
+            quarantine_row(it.obj, r, PIPELINE_VERSION, run_id)["reason"] for r in it.rejected
+        ]
+        status = Status.DONE if it.rows else Status.QUARANTINED
+        entries.append(LedgerEntry(it.obj, status, len(it.rows), ";".join(reasons)))
+        outcomes.append(
+            ObjectOutcome(it.obj.uri, "landed" if it.rows else "quarantined", len(it.rows), reasons)
+        )
+    Ledger(store).record_many(entries, run_id, PIPELINE_VERSION)
+    for o in outcomes:
+        progress.emit("finished", f"{o.status} {o.uri}")
+    return outcomes
 
 
-@task(name="land-object", tags=["s3"], cache_policy=NO_CACHE, **RETRY)
-def land_object_task(
-    prepared: Prepared,
-    rows: list[dict[str, Any]],
-    rejected: list[Rejection],
-    config: RunConfig,
-    run_id: str,
-    embedding_dim: int,
-) -> ObjectOutcome:
-    return land_object(prepared, rows, rejected, config, run_id, embedding_dim)
+@task(name="land-chunk", cache_policy=NO_CACHE, **RETRY)
+def land_chunk_task(
+    items: list[ToLand], config: RunConfig, run_id: str, embedding_dim: int
+) -> list[ObjectOutcome]:
+    return land_chunk(items, config, run_id, embedding_dim)
 
 
 def _inside(transitions: list[Transition], start: float, end: float) -> int:
@@ -220,7 +235,11 @@ def _inside(transitions: list[Transition], start: float, end: float) -> int:
 
 def curate_chunk(objects: list[ObjectRef], config: RunConfig, run_id: str) -> ChunkResult:
     clock = StageClock()
+    tags = config.limits.as_tags()
     prepare = with_cache(prepare_object_task, prepare_cache_key_fn, config)
+    if "cpu" in tags:
+        prepare = prepare.with_options(tags=["cpu"])
+    land = land_chunk_task.with_options(tags=["s3"]) if "s3" in tags else land_chunk_task
     futures = [prepare.submit(obj, config) for obj in objects]
     prepared: list[Prepared | BaseException] = []
     for future in futures:
@@ -254,7 +273,8 @@ def curate_chunk(objects: list[ObjectRef], config: RunConfig, run_id: str) -> Ch
                 pending.append((p, clip, cap))
     funnel["clips_captioned"] = len(pending)
     with clock.time("embed"):
-        vectors = embed_task([c.text for _, _, c in pending], config.embed) if pending else []
+        texts = [c.text for _, _, c in pending]
+    vectors = embed_task.fn(texts, config.embed) if pending else []
     rows_of: dict[int, list[dict[str, Any]]] = {id(p): [] for p in ready}
     all_rows = []
     for (p, clip, cap), vec in zip(pending, vectors, strict=True):
@@ -276,12 +296,8 @@ def curate_chunk(objects: list[ObjectRef], config: RunConfig, run_id: str) -> Ch
     gates.append(gate)
     failed_ids = {row["clip_id"]: names for row, names in gate.failed}
     funnel["clips_passed_gate"] = len(all_rows) - len(failed_ids)
-    outcomes: list[ObjectOutcome | BaseException] = []
-    landed: list[dict[str, float]] = []
-    for p in prepared:
-        if isinstance(p, BaseException):
-            outcomes.append(p)
-            continue
+    items: list[ToLand] = []
+    for p in ready:
         keep = [r for r in rows_of[id(p)] if r["clip_id"] not in failed_ids]
         for r in rows_of[id(p)]:
             if r["clip_id"] in failed_ids:
@@ -290,14 +306,18 @@ def curate_chunk(objects: list[ObjectRef], config: RunConfig, run_id: str) -> Ch
                 rejected[id(p)].append(
                     Rejection("quality", RejectReason.QUALITY_FAILED, detail, span)
                 )
-        try:
-            with clock.time("land"):
-                outcome = land_object_task(p, keep, rejected[id(p)], config, run_id, embedder.dim)
-        except Exception as e:
-            outcomes.append(e)
-            continue
-        outcomes.append(outcome)
-        landed += [_landed_metrics(r) for r in keep]
+        items.append(ToLand(p.obj, keep, rejected[id(p)]))
+    try:
+        with clock.time("land"):
+            landed_outcomes: list[ObjectOutcome | BaseException] = list(
+                land(quote(items), config, run_id, embedder.dim)
+            )
+        landed = [_landed_metrics(r) for it in items for r in it.rows]
+    except Exception as e:  # the store is down past the retries: the objects stay not-done
+        landed_outcomes = [e for _ in items]
+        landed = []
+    it_landed = iter(landed_outcomes)
+    outcomes = [p if isinstance(p, BaseException) else next(it_landed) for p in prepared]
     funnel["clips_landed"] = len(landed)
     return ChunkResult(outcomes, gates, "", funnel, clock.seconds, landed)
 

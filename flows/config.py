@@ -90,15 +90,22 @@ class RunnerConfig(BaseModel):
 
 class LimitsConfig(BaseModel):
     """Tag concurrency limits, shared by every run on one Prefect API; created when missing,
-    never changed (an operator's setting wins)."""
+    never changed (an operator's setting wins).
+
+    `gpu` is always on: one captioning task per chunk holds it. `cpu` and `s3` are off by
+    default (None): a slot costs ~1 s of API round trips per task on a 2-core box
+    (benchmarks/prefect_overhead.py), so within one run the task runner's size is the CPU
+    limit. Set them to cap what all runs together take from a shared cluster.
+    """
 
     model_config = ConfigDict(extra="forbid")
-    cpu: int = 4  # `cpu`: per-object decode and analysis tasks
     gpu: int = 1  # `gpu`: captioning calls, one model per accelerator
-    s3: int = 8  # `s3`: tasks that write to the store
+    cpu: int | None = None  # `cpu`: prepare-object tasks (decode and analysis)
+    s3: int | None = None  # `s3`: land-chunk tasks (writes to the store)
 
     def as_tags(self) -> dict[str, int]:
-        return {"cpu": self.cpu, "gpu": self.gpu, "s3": self.s3}
+        tags = {"gpu": self.gpu, "cpu": self.cpu, "s3": self.s3}
+        return {tag: limit for tag, limit in tags.items() if limit is not None}
 
 
 class CacheConfig(BaseModel):

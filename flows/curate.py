@@ -9,6 +9,7 @@ batch-level quality check failed or too large a share of clips failed the gate.
 
 from __future__ import annotations
 
+import html
 import json
 import time
 import uuid
@@ -112,6 +113,12 @@ class RunReport:
         self.reasons = dict(Counter(self.reasons) + Counter(outcome.reasons))
 
 
+def md_text(text: str) -> str:
+    """Free text (error messages, which may quote keys) made inert for a markdown artifact:
+    no HTML, no table breaks, no links."""
+    return html.escape(text).replace("|", "\\|").replace("[", "\\[").replace("\n", " ")
+
+
 def _histogram(values: list[float], edges: list[float]) -> list[int]:
     """Counts per [edge_i, edge_i+1), the last bin closed; len(edges) - 1 bins."""
     counts = [0] * (len(edges) - 1)
@@ -181,7 +188,7 @@ def report_markdown(report: RunReport) -> str:
         ]
     if report.data_docs:
         lines.append(f"Data Docs: [{report.data_docs}]({report.data_docs})")
-    lines += [f"Batch rejected: {e}" for e in report.batch_errors]
+    lines += [f"Batch rejected: {md_text(e)}" for e in report.batch_errors]
     lines.append(
         f"Wall time {report.wall_s:.1f} s, {report.clips_per_s:.2f} clips/s. "
         f"Counts reconcile: {report.reconciles}."

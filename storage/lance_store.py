@@ -151,9 +151,18 @@ class LanceStore:
 
     def delete_other_versions(self, bucket: str, key: str, keep_etag: str) -> None:
         """Drop clips of earlier versions of an object once the new version has landed."""
+        self.delete_superseded([(bucket, key, keep_etag)])
+
+    def delete_superseded(self, current: Sequence[tuple[str, str, str]]) -> None:
+        """delete_other_versions for many (bucket, key, current ETag) at once: one commit."""
+        if not current:
+            return
         self.delete(
             schema.CLIPS,
-            f"bucket = {sql_str(bucket)} AND key = {sql_str(key)} AND etag != {sql_str(keep_etag)}",
+            " OR ".join(
+                f"(bucket = {sql_str(b)} AND key = {sql_str(k)} AND etag != {sql_str(e)})"
+                for b, k, e in current
+            ),
         )
 
     def upsert_caption_versions(self, rows: Sequence[dict[str, Any]]) -> int:

@@ -9,7 +9,8 @@ next run redoes it; upserts by deterministic id make the redo land exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -25,6 +26,14 @@ class Status(StrEnum):
 
 
 FINAL = (Status.DONE, Status.QUARANTINED)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    obj: ObjectRef
+    status: Status
+    clips: int = 0
+    error: str = ""
 
 
 def ledger_id(bucket: str, key: str) -> str:
@@ -67,24 +76,30 @@ class Ledger:
         clips: int = 0,
         error: str = "",
     ) -> None:
+        self.record_many([LedgerEntry(obj, status, clips, error)], run_id, pipeline_version)
+
+    def record_many(self, entries: Sequence[LedgerEntry], run_id: str, version: str) -> None:
+        """Many objects' statuses in one upsert (one table commit)."""
+        now = datetime.now(UTC)
         self.store.upsert(
             schema.LEDGER,
             schema.LEDGER_SCHEMA,
             "ledger_id",
             [
                 {
-                    "ledger_id": ledger_id(obj.bucket, obj.key),
-                    "bucket": obj.bucket,
-                    "key": obj.key,
-                    "etag": obj.etag,
-                    "size": obj.size,
-                    "last_modified": obj.last_modified,
-                    "status": str(status),
-                    "clips": clips,
-                    "pipeline_version": pipeline_version,
+                    "ledger_id": ledger_id(e.obj.bucket, e.obj.key),
+                    "bucket": e.obj.bucket,
+                    "key": e.obj.key,
+                    "etag": e.obj.etag,
+                    "size": e.obj.size,
+                    "last_modified": e.obj.last_modified,
+                    "status": str(e.status),
+                    "clips": e.clips,
+                    "pipeline_version": version,
                     "run_id": run_id,
-                    "error": error,
-                    "updated_at": datetime.now(UTC),
+                    "error": e.error,
+                    "updated_at": now,
                 }
+                for e in entries
             ],
         )

@@ -100,12 +100,15 @@ class LocalS3Server:
         self.startup_timeout_s = startup_timeout_s
         self.credentials = load_or_create_credentials(self.data_dir / "credentials.json")
         self._proc: subprocess.Popen[bytes] | None = None
+        self._ports: dict[str, int] = {}
         self.endpoint_url = ""
 
     def start(self) -> LocalS3Server:
         weed_dir = self.data_dir / "weed"
         weed_dir.mkdir(parents=True, exist_ok=True)
-        ports = {flag: _free_port() for flag in _PORT_FLAGS}
+        # A restart keeps the ports, so clients (and their endpoint URL) carry on.
+        self._ports = self._ports or {flag: _free_port() for flag in _PORT_FLAGS}
+        ports = self._ports
         argv = [
             find_weed(),
             "mini",

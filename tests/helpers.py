@@ -38,3 +38,40 @@ def flow_config(endpoint_url: str, bucket: str, tmp: Path, prefix: str = "", **e
         else:
             overrides[section] = value
     return build_config(overrides=overrides, environ={})
+
+
+def set_display_rotation(mp4: bytes, degrees: int) -> bytes:
+    """The MP4 with its tracks' display matrix (tkhd) set to a rotation of 90, 180 or 270
+    degrees: what a phone writes when it is held upright. The coded frames are unchanged."""
+    import struct
+
+    one, w = 0x10000, 0x40000000
+    matrices = {
+        90: (0, one, 0, -one, 0, 0, 0, 0, w),
+        180: (-one, 0, 0, 0, -one, 0, 0, 0, w),
+        270: (0, -one, 0, one, 0, 0, 0, 0, w),
+    }
+    data = bytearray(mp4)
+    start = 0
+    while (i := data.find(b"tkhd", start)) != -1:
+        version = data[i + 4]
+        offset = i + 4 + 4 + (32 if version == 1 else 20) + 8 + 8
+        struct.pack_into(">9i", data, offset, *matrices[degrees])
+        start = i + 4
+    return bytes(data)
+
+
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header (SOF0) declares width x height: a file that claims
+    a size its data does not hold."""
+    import io
+    import struct
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (90, 120, 200)).save(buf, "JPEG")
+    data = bytearray(buf.getvalue())
+    sof = data.find(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, height, width)
+    return bytes(data)

@@ -138,3 +138,20 @@ def test_data_docs_are_built_where_asked(tmp_path: Path) -> None:
     assert url == (tmp_path / "docs" / "index.html").resolve().as_uri()
     assert (tmp_path / "docs" / "index.html").exists()
     assert list((tmp_path / "docs").rglob("*.html"))
+
+
+def test_model_output_is_escaped_in_data_docs(tmp_path: Path) -> None:
+    """Captions are untrusted text: a hostile one shows as text, never as markup."""
+    hostile = (
+        "As an AI language model I cannot <script>alert('capflow')</script> "
+        '<img src=x onerror="alert(1)"> describe this video.'
+    )
+    gate = gate_clips([clip("a"), clip("b", caption=hostile)], QualityConfig(), DIM, expected=2)
+    assert [row["clip_id"] for row, _ in gate.failed] == ["b"]
+    build_data_docs(tmp_path / "docs")
+    pages = [p.read_text(errors="replace") for p in (tmp_path / "docs").rglob("*.html")]
+    assert any("alert(&#39;capflow&#39;)" in p or "alert(&#x27;capflow&#x27;)" in p
+               or "&lt;script&gt;alert" in p for p in pages)  # fmt: skip
+    for page in pages:
+        assert "<script>alert(" not in page
+        assert '<img src=x onerror="alert(1)">' not in page

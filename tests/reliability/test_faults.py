@@ -169,3 +169,88 @@ def test_a_writer_killed_mid_commit_leaves_the_last_version(tmp_path: Path) -> N
     assert state in ((version, 1000), (version + 1, 300000)), state
     subprocess.run([sys.executable, "-c", WRITER, "300000", uri], env=env, check=True)
     assert LanceStore(uri).count(schema.CLIPS) == 300000  # the re-run lands exactly once
+
+
+def test_s3_stopped_mid_run_and_started_again(
+    prefect_api: None,
+    samples: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real server goes down as the first download starts and comes back 3 s later:
+    botocore's retries (and Prefect's) carry the run, or a re-run finishes the rest."""
+    import flows.chunk
+    from storage.local_s3 import LocalS3Server
+
+    server = LocalS3Server(tmp_path / "s3").start()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.credentials.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.credentials.secret_access_key)
+    try:
+        client = make_client(S3Options(endpoint_url=server.endpoint_url))
+        ensure_bucket(client, "restart")
+        for name in ("night_harbour", "sunset_meadow", "fractal_bars"):
+            client.upload_file(str(samples[name].path), "restart", f"{name}.mp4")
+        outage = {"stopped": 0.0}
+        real_download = flows.chunk.download_object
+
+        def download_during_outage(*args: Any, **kwargs: Any) -> Any:
+            if not outage["stopped"]:
+                outage["stopped"] = time.monotonic()
+                server.stop()
+                threading.Timer(3.0, server.start).start()
+            return real_download(*args, **kwargs)
+
+        monkeypatch.setattr(flows.chunk, "download_object", download_during_outage)
+        config = flow_config(server.endpoint_url, "restart", tmp_path)
+        first = run_curate(config)  # does not raise: the outage is an infrastructure fault
+        assert outage["stopped"]
+        assert first["landed"] + first["failed"] == 3 and first["quarantined"] == 0
+        monkeypatch.setattr(flows.chunk, "download_object", real_download)
+        second = run_curate(config)
+        assert second["landed"] == first["failed"] and second["failed"] == 0
+        rows = LanceStore(config.lance_uri).rows(schema.CLIPS)
+        per_key = {k: sum(r["key"] == k for r in rows) for k in {r["key"] for r in rows}}
+        assert per_key == {"night_harbour.mp4": 2, "sunset_meadow.mp4": 2, "fractal_bars.mp4": 3}
+    finally:
+        server.stop()
+
+
+def test_objects_deleted_or_overwritten_mid_run(
+    prefect_api: None,
+    local_s3: Any,
+    samples: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Listed, then changed before the download: deleted -> source_missing; overwritten ->
+    source_changed now, and curated under its new ETag by the next run (never mixed)."""
+    import flows.chunk
+
+    client = make_client(S3Options(endpoint_url=local_s3.endpoint_url))
+    bucket = "mid-run-changes"
+    ensure_bucket(client, bucket)
+    for name in ("night_harbour", "sunset_meadow"):
+        client.upload_file(str(samples[name].path), bucket, f"{name}.mp4")
+    real_download = flows.chunk.download_object
+
+    def change_then_download(c: Any, obj: Any, dest: Path) -> Any:
+        if obj.key == "night_harbour.mp4":
+            client.delete_object(Bucket=bucket, Key=obj.key)
+        else:  # the other sample's bytes under this key: a new ETag
+            client.upload_file(str(samples["fractal_bars"].path), bucket, obj.key)
+        return real_download(c, obj, dest)
+
+    monkeypatch.setattr(flows.chunk, "download_object", change_then_download)
+    config = _config(local_s3, bucket, tmp_path)
+    first = run_curate(config)
+    assert first["reasons"] == {"source_missing": 1, "source_changed": 1}
+    store = LanceStore(config.lance_uri)
+    assert schema.CLIPS not in store.table_names() or store.count(schema.CLIPS) == 0
+
+    monkeypatch.setattr(flows.chunk, "download_object", real_download)
+    second = run_curate(config)
+    assert (second["seen"], second["landed"]) == (1, 1)  # the deleted one is gone
+    new_etag = client.head_object(Bucket=bucket, Key="sunset_meadow.mp4")["ETag"].strip('"')
+    rows = store.rows(schema.CLIPS)
+    assert len(rows) == 3  # fractal_bars' three clips, under the new ETag only
+    assert {(r["key"], r["etag"]) for r in rows} == {("sunset_meadow.mp4", new_etag)}
