@@ -7,6 +7,7 @@ columns, so every check is a GX expectation and shows in Data Docs.
 
 from __future__ import annotations
 
+import html
 import itertools
 import math
 from collections import Counter
@@ -37,6 +38,13 @@ def _embedding_stats(vec: Sequence[float] | None) -> tuple[int, bool, float]:
     return len(values), finite, norm
 
 
+def inert_text(text: str) -> str:
+    """Model output as GX may show it: Data Docs put column values into HTML unescaped
+    (great-expectations 1.24), so markup is escaped here. Apostrophes stay: the
+    boilerplate checks read them, and the pages quote attributes with double quotes."""
+    return html.escape(text, quote=False).replace('"', "&quot;")
+
+
 def clip_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     captions = [r.get("caption") for r in rows]
     shared = Counter(c.strip().lower() for c in captions if c)
@@ -49,7 +57,7 @@ def clip_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
             "aesthetic_score": [r.get("aesthetic_score") for r in rows],
             "motion_score": [r.get("motion_score") for r in rows],
             "keyframes_ok": [_keyframes_ok(r) for r in rows],
-            "caption": captions,
+            "caption": [inert_text(c) if c else c for c in captions],
             "caption_words": [len(c.split()) if c else 0 for c in captions],
             "caption_repetition": [r.get("caption_repetition", 0.0) for r in rows],
             "caption_shared_by": [shared[c.strip().lower()] if c else 0 for c in captions],
