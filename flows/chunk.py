@@ -103,8 +103,8 @@ def _source_row(probe: ProbeInfo, analysis: ShotAnalysis) -> dict[str, Any]:
         "decoded_frames": len(analysis.times),
         "duration_s": probe.duration_s,
         "fps": probe.fps,
-        "width": probe.width,
-        "height": probe.height,
+        "width": probe.display_size[0],
+        "height": probe.display_size[1],
     }
 
 

@@ -51,8 +51,8 @@ def clip_row(
         "start_s": span.start_s,
         "end_s": span.end_s,
         "duration_s": round(span.duration_s, 3),
-        "width": probe.width,
-        "height": probe.height,
+        "width": probe.display_size[0],  # as shown: a phone's portrait video is portrait
+        "height": probe.display_size[1],
         "fps": probe.fps,
         "codec": probe.codec,
         "source_duration_s": probe.duration_s,

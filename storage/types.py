@@ -71,7 +71,13 @@ class ProbeInfo:
     fps: float
     codec: str
     has_audio: bool
-    rotation: int = 0
+    rotation: int = 0  # the display matrix's rotation, degrees
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height as shown (and as ffmpeg decodes, autorotating)."""
+        turned = self.rotation in (90, 270)
+        return (self.height, self.width) if turned else (self.width, self.height)
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,7 @@ class KeyframeConfig:
 
 def frame_size(probe: ProbeInfo, max_side: int) -> tuple[int, int]:
     """Display size (rotation applied, as ffmpeg autorotates) scaled to max_side, even."""
-    w, h = (
-        (probe.height, probe.width) if probe.rotation in (90, 270) else (probe.width, probe.height)
-    )
+    w, h = probe.display_size
     scale = min(1.0, max_side / max(w, h))
     return max(2, int(w * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2)
 

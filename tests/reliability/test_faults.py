@@ -204,6 +204,7 @@ def test_s3_stopped_mid_run_and_started_again(
         config = flow_config(server.endpoint_url, "restart", tmp_path)
         first = run_curate(config)  # does not raise: the outage is an infrastructure fault
         assert outage["stopped"]
+        print(f"during the outage: {first['landed']} landed, {first['failed']} failed")
         assert first["landed"] + first["failed"] == 3 and first["quarantined"] == 0
         monkeypatch.setattr(flows.chunk, "download_object", real_download)
         second = run_curate(config)
