@@ -7,13 +7,18 @@ A gradual transition (dissolve, fade, wipe) is found by twin comparison (Zhang e
 1993): a run of frames each changing a little more than their neighbourhood, whose
 accumulated change from start to end is as large as a cut's, and whose middle frame is
 what a transition shows there: a mix of its ends, each pixel from one end or the other,
-or a flat colour (which motion is not).
+or a flat colour (which motion is not). When motion around a transition stretches the
+run, the transition is sought at either end of it: the longest window whose inner frames
+are all mixes of its ends (blend_residual) and whose pixels travel straight from one end
+to the other (motion wanders). Pieces of one long fade that a dip split are merged back
+when the whole still mixes.
 The same pass yields per-frame motion, which becomes each clip's motion score. Frames
 stream through TransitionDetector, so memory stays flat whatever the video's length.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +44,13 @@ class TransitionConfig:
     gradual_frame_min: float = 0.003
     gradual_min_frames: int = 4
     gradual_gap_frames: int = 2  # frames of lower change a gradual run may bridge
-    blend_tolerance: float = 0.3  # middle frame vs. mix of the ends, relative to the change
+    blend_tolerance: float = 0.4  # middle frame vs. mix of the ends, relative to the change
     gradual_max_s: float = 4.0  # longer runs of change are motion, not a transition
+    fit_max_s: float = 2.5  # longest transition found at either end of a run of change
+    fit_monotone: float = 0.15  # how much a fitted mix weight may step back
+    fit_min_efficiency: float = 0.85  # end-to-end change / path length: motion wanders
+    fit_hop_s: float = 0.1  # path length measured in hops this long (noise counts less)
+    merge_gap_s: float = 0.4  # gradual pieces this close are one transition if they mix
     fast_decode: bool = True  # skip in-loop deblocking: thumbnails do not need it
     timeout_s: float = 600.0
 
@@ -87,6 +97,20 @@ def _between(a: np.ndarray, mid: np.ndarray, b: np.ndarray, weight: float) -> fl
     return float(per_pixel.mean() / 255.0)
 
 
+def blend_residual(frames: list[np.ndarray]) -> tuple[float, np.ndarray]:
+    """How well the inner frames of a window are explained as transition frames between its
+    two ends: per pixel, a mix of the ends at one weight per frame (dissolve, fade), or one
+    end or the other (wipe). Returns the worst inner frame's residual relative to the ends'
+    difference, and each inner frame's mix weight (0 = first end, 1 = last)."""
+    a, b = frames[0].ravel(), frames[-1].ravel()
+    d = b - a
+    inner = np.stack([f.ravel() for f in frames[1:-1]]) - a
+    alpha = np.clip(inner @ d / max(float(d @ d), 1e-9), 0.0, 1.0)
+    either_end = np.minimum(np.abs(inner), np.abs(inner - d))
+    off = np.minimum(np.abs(inner - alpha[:, None] * d), either_end)
+    return float(off.mean(axis=1).max() / max(float(np.abs(d).mean()), 1e-9)), alpha
+
+
 class TransitionDetector:
     """Finds transitions in frames fed one at a time, keeping only a few frames in memory.
 
@@ -101,6 +125,8 @@ class TransitionDetector:
         self.w = max(2, round(cfg.window_s * (fps or 25.0)))
         self.lookahead = max(self.w, cfg.flash_frames + 1)
         self.max_run = max(cfg.gradual_min_frames, round(cfg.gradual_max_s * (fps or 25.0)))
+        self.fit_hop = max(1, round(cfg.fit_hop_s * (fps or 25.0)))
+        self.max_fit = max(cfg.gradual_min_frames + 2, round(cfg.fit_max_s * (fps or 25.0)))
         self.times: list[float] = []
         self.diff: list[float] = []
         self.frames: dict[int, np.ndarray] = {}
@@ -110,6 +136,8 @@ class TransitionDetector:
         self._run_frames: dict[int, np.ndarray] = {}  # its frames, and the one before it
         self._run_low = 0.0
         self._run_gap = 0
+        self._last_gradual: tuple[int, int, np.ndarray, np.ndarray] | None = None
+        self.merge_gap = max(2, round(cfg.merge_gap_s * (fps or 25.0)))
 
     def push(self, t: float, frame: np.ndarray) -> None:
         i = len(self.times)
@@ -167,8 +195,13 @@ class TransitionDetector:
             self._run.extend(range(self._run[-1] + 1, i + 1))  # with any dip it bridged
             self._run_gap = 0
             for j in range(max(self._run[0], i - cfg.gradual_gap_frames), i + 1):
-                if len(self._run) <= self.max_run and j in self.frames:
+                if j in self.frames:
                     self._run_frames[j] = self.frames[j]
+            # Keep the run's first and last `max_run` frames: a transition sits at one end
+            # of a long run (a dissolve into, or out of, a moving shot).
+            middle = i - self.max_run - 1
+            if middle > self._run[0] + self.max_run:
+                self._run_frames.pop(middle, None)
             return
         if self._run and self._run_gap < cfg.gradual_gap_frames:
             self._run_gap += 1  # a short dip (the dark middle of a fade) does not end it
@@ -182,21 +215,86 @@ class TransitionDetector:
     def _close_run(self) -> None:
         run, frames = self._run, self._run_frames
         self._run, self._run_frames = [], {}
-        if not (self.cfg.gradual_min_frames <= len(run) <= self.max_run):
+        if len(run) < self.cfg.gradual_min_frames:
             return
         first, last = run[0], run[-1]
+        if len(run) <= self.max_run and self._whole_run_is_transition(first, last, frames):
+            self._add_gradual(first, last, frames[first - 1], frames[last])
+            return
+        # Motion around a transition extends the run: look for one at either end of it.
+        ends = range(min(last, first - 1 + self.max_fit), first + self.cfg.gradual_min_frames, -1)
+        head = next((f for e in ends if (f := self._fit(first - 1, e, frames))), None)
+        if head:
+            self._add_gradual(head[0], head[1], frames[head[0] - 1], frames[head[1]])
+        tail_from = head[1] + 1 if head else first - 1
+        starts = range(max(tail_from, last - self.max_fit), last - self.cfg.gradual_min_frames)
+        tail = next((f for s in starts if (f := self._fit(s, last, frames))), None)
+        if tail:
+            self._add_gradual(tail[0], tail[1], frames[tail[0] - 1], frames[tail[1]])
+
+    def _whole_run_is_transition(self, first: int, last: int, frames: dict) -> bool:
         total = _distance(frames[first - 1], frames[last])
         mid = (first - 1 + last) // 2
         weight = (mid - first + 1) / max(1, last - first + 1)
-        is_transition = _between(frames[first - 1], frames[mid], frames[last], weight) <= (
-            self.cfg.blend_tolerance * total
+        between = _between(frames[first - 1], frames[mid], frames[last], weight)
+        return total >= self.cfg.cut_threshold and between <= self.cfg.blend_tolerance * total
+
+    def _fit(self, s: int, e: int, frames: dict) -> tuple[int, int, float] | None:
+        """(first, last, change) of a transition between frames s and e, if the frames in
+        between are transition frames (blend_residual), through a flat frame for fades."""
+        window = [frames.get(j) for j in range(s, e + 1)]
+        if any(f is None for f in window):
+            return None
+        total = _distance(window[0], window[-1])
+        if total < self.cfg.cut_threshold:
+            return None
+        # A mix moves each pixel straight from one end to the other; motion (a zoom, a
+        # pan) sends it back and forth. In hops of several frames, so that compression
+        # noise counts less.
+        hop = self.fit_hop
+        hops = window[::hop] + ([window[-1]] if (len(window) - 1) % hop else [])
+        path = sum(np.abs(b - a) for a, b in itertools.pairwise(hops))
+        if float(np.abs(window[-1] - window[0]).mean()) < self.cfg.fit_min_efficiency * float(
+            np.mean(path)
+        ):
+            return None
+        flat = min(range(1, len(window) - 1), key=lambda k: float(window[k].std()))
+        if float(window[flat].std()) < 8.0 and 1 < flat < len(window) - 2:  # via black/white
+            parts = [window[: flat + 1], window[flat:]]
+        else:
+            parts = [window]
+        alphas = []
+        for part in parts:
+            residual, alpha = blend_residual(part)
+            steps_back = np.diff(alpha) < -self.cfg.fit_monotone
+            if residual > self.cfg.blend_tolerance or np.any(steps_back):
+                return None
+            alphas.append(alpha)
+        mixing = [k for k, a in enumerate(np.concatenate(alphas)) if 0.02 < a < 0.98]
+        if len(mixing) < self.cfg.gradual_min_frames:
+            return None
+        return s + 1 + mixing[0], s + 1 + mixing[-1], total
+
+    def _add_gradual(self, first: int, last: int, before: np.ndarray, end: np.ndarray) -> None:
+        """Record frames first..last as a gradual transition from `before` (frame first-1)
+        to `end` (frame last); a piece that continues the previous one (a long fade the
+        run detection broke at a dip) is merged into it when the whole still mixes."""
+        prev = self._last_gradual
+        if prev and first - prev[1] <= self.merge_gap and self.transitions[-1].kind == "gradual":
+            p_first, p_last, p_before, p_end = prev
+            total = _distance(p_before, end)
+            span = last - p_first + 1
+            mids = [(p_end, (p_last - p_first + 1) / span), (before, (first - p_first) / span)]
+            if total >= self.cfg.cut_threshold and all(
+                _between(p_before, m, end, w) <= self.cfg.blend_tolerance * total for m, w in mids
+            ):
+                self.transitions.pop()
+                first, before = p_first, p_before
+        total = _distance(before, end)
+        self._last_gradual = (first, last, before, end)
+        self.transitions.append(
+            Transition("gradual", first, last, self.times[first], self.times[last], round(total, 4))
         )
-        if total >= self.cfg.cut_threshold and is_transition:
-            self.transitions.append(
-                Transition(
-                    "gradual", first, last, self.times[first], self.times[last], round(total, 4)
-                )
-            )
 
 
 def analyse_shots(path: Path, probe: ProbeInfo, cfg: TransitionConfig) -> ShotAnalysis | Rejection:
