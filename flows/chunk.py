@@ -9,6 +9,7 @@ land its rows and record it in the ledger, only after they commit.
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -47,6 +48,10 @@ from tasks.probe import probe_task
 from tasks.transitions import ShotAnalysis, transitions_task
 
 RETRY = {"retries": 2, "retry_delay_seconds": 2, "retry_jitter_factor": 0.5}
+# One captioning call at a time per process: there is one model per process (loaded once),
+# and threads of one process (a backfill's partitions) wait here, not on the `gpu` slot:
+# waiting on Prefect's slot lease from two threads of one process hung a run (3.9.1).
+_CAPTION_LOCK = threading.Lock()
 
 
 @dataclass
@@ -257,7 +262,7 @@ def curate_chunk(objects: list[ObjectRef], config: RunConfig, run_id: str) -> Ch
 
     # One captioning call and one embedding call for every clip of the chunk.
     all_clips = [c for p in ready for c in p.scored]
-    with clock.time("caption"):
+    with clock.time("caption"), _CAPTION_LOCK:
         caption = with_cache(caption_task, caption_cache_key_fn, config)
         captions = caption(all_clips, config.caption) if all_clips else []
     embedder = load_embedder(config.embed.model, config.embed.device, config.embed.batch_size)

@@ -119,7 +119,7 @@ class CacheConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True
     result_storage: str | None = None
-    expiration_days: float = 7.0  # prepared keyframes are large; old entries are not reused
+    expiration_days: float = 7.0  # not reused after this; files stay until someone clears them
 
 
 class RunConfig(BaseModel):

@@ -52,6 +52,7 @@ class TransitionConfig:
     fit_hop_s: float = 0.1  # path length measured in hops this long (noise counts less)
     merge_gap_s: float = 0.4  # gradual pieces this close are one transition if they mix
     fast_decode: bool = True  # skip in-loop deblocking: thumbnails do not need it
+    hwaccel: str | None = None  # e.g. "cuda": decode on the GPU (tasks/media.HWACCELS)
     timeout_s: float = 600.0
 
 
@@ -305,7 +306,12 @@ def analyse_shots(path: Path, probe: ProbeInfo, cfg: TransitionConfig) -> ShotAn
     previous: np.ndarray | None = None
     try:
         frames = media.stream_frames(
-            path, cfg.width, cfg.height, timeout_s=cfg.timeout_s, fast=cfg.fast_decode
+            path,
+            cfg.width,
+            cfg.height,
+            timeout_s=cfg.timeout_s,
+            fast=cfg.fast_decode,
+            hwaccel=cfg.hwaccel,
         )
         for f in frames:
             frame = f.rgb.astype(np.float32)
