@@ -49,8 +49,8 @@ from tasks.transitions import ShotAnalysis, transitions_task
 
 RETRY = {"retries": 2, "retry_delay_seconds": 2, "retry_jitter_factor": 0.5}
 # One captioning call at a time per process: there is one model per process (loaded once),
-# and threads of one process (a backfill's partitions) wait here, not on the `gpu` slot:
-# waiting on Prefect's slot lease from two threads of one process hung a run (3.9.1).
+# and threads of one process (a backfill's partitions) wait here rather than on a `gpu`
+# slot, where a waiter sleeps for the server's Retry-After (minutes, seen in tests).
 _CAPTION_LOCK = threading.Lock()
 
 
@@ -264,6 +264,8 @@ def curate_chunk(objects: list[ObjectRef], config: RunConfig, run_id: str) -> Ch
     all_clips = [c for p in ready for c in p.scored]
     with clock.time("caption"), _CAPTION_LOCK:
         caption = with_cache(caption_task, caption_cache_key_fn, config)
+        if "gpu" in tags:
+            caption = caption.with_options(tags=["gpu"])
         captions = caption(all_clips, config.caption) if all_clips else []
     embedder = load_embedder(config.embed.model, config.embed.device, config.embed.batch_size)
     rejected: dict[int, list[Rejection]] = {id(p): list(p.rejected) for p in ready}

@@ -90,18 +90,20 @@ class RunnerConfig(BaseModel):
 
 class LimitsConfig(BaseModel):
     """Tag concurrency limits, shared by every run on one Prefect API; created when missing,
-    never changed (an operator's setting wins).
+    never changed (an operator's setting wins). All are opt-in (None: no tag).
 
-    `gpu` is always on: one captioning task per chunk holds it. `cpu` and `s3` are off by
-    default (None): a slot costs ~1 s of API round trips per task on a 2-core box
-    (benchmarks/prefect_overhead.py), so within one run the task runner's size is the CPU
-    limit. Set them to cap what all runs together take from a shared cluster.
+    A Prefect slot costs ~1 s of API round trips per task on a 2-core box, and a waiting
+    task sleeps for the server's Retry-After, which grows with the slots' past occupancy
+    (minutes, after a holder was killed): so within a process captioning is serialised by
+    a lock (flows/chunk.py) and the task runner's size is the CPU limit. Set these to share
+    GPUs, CPUs or the store between runs on a cluster: `gpu` = captioning tasks (one model
+    per accelerator), `cpu` = prepare-object tasks, `s3` = land-chunk tasks.
     """
 
     model_config = ConfigDict(extra="forbid")
-    gpu: int = 1  # `gpu`: captioning calls, one model per accelerator
-    cpu: int | None = None  # `cpu`: prepare-object tasks (decode and analysis)
-    s3: int | None = None  # `s3`: land-chunk tasks (writes to the store)
+    gpu: int | None = None
+    cpu: int | None = None
+    s3: int | None = None
 
     def as_tags(self) -> dict[str, int]:
         tags = {"gpu": self.gpu, "cpu": self.cpu, "s3": self.s3}

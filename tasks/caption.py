@@ -137,6 +137,6 @@ def recaption(prompt: str, cfg: CaptionConfig) -> Caption:
     return Caption(clean_caption(reply), [], model.name, "recaption", prompts.PROMPT_VERSION)
 
 
-@stage_task("caption", tags=["gpu"])
+@stage_task("caption")  # the flow adds the `gpu` tag when limits.gpu is set
 def caption_task(clips: list[ScoredClip], cfg: CaptionConfig) -> list[Caption | Rejection]:
     return caption_clips(clips, load_captioner(cfg))

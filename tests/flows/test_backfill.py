@@ -13,7 +13,7 @@ from flows.backfill import backfill
 from flows.curate import run_curate
 from storage import schema
 from storage.lance_store import LanceStore
-from storage.s3 import S3Options, ensure_bucket, make_client, partition_of
+from storage.s3 import partition_of
 from tests.flows.test_curate import EXPECTED_CLIPS, EXPECTED_QUARANTINE, clips_by_key, upload
 from tests.helpers import flow_config
 
@@ -53,14 +53,11 @@ def _child_runs(parent_run_id: UUID) -> list[Any]:
 
 
 def test_backfill_fans_out_partitions_and_is_resumable(
-    prefect_api: None, local_s3: Any, samples: dict, tmp_path: Path
+    prefect_api: None, local_s3: Any, s3_client: Any, bucket: str, samples: dict, tmp_path: Path
 ) -> None:
     from prefect.client.orchestration import get_client
 
-    client = make_client(S3Options(endpoint_url=local_s3.endpoint_url))
-    bucket = "backfill-partitions"
-    ensure_bucket(client, bucket)
-    upload(client, bucket, samples)
+    upload(s3_client, bucket, samples)
     config = flow_config(local_s3.endpoint_url, bucket, tmp_path)
     overrides = {
         "s3": {"endpoint_url": local_s3.endpoint_url},
@@ -101,12 +98,9 @@ def _flow_name(run: Any) -> str:
 
 
 def test_a_retried_run_takes_finished_stages_from_the_cache(
-    prefect_api: None, local_s3: Any, samples: dict, tmp_path: Path
+    prefect_api: None, local_s3: Any, s3_client: Any, bucket: str, samples: dict, tmp_path: Path
 ) -> None:
-    client = make_client(S3Options(endpoint_url=local_s3.endpoint_url))
-    bucket = "cache-retry"
-    ensure_bucket(client, bucket)
-    upload(client, bucket, samples, names=["night_harbour", "sunset_meadow"])
+    upload(s3_client, bucket, samples, names=["night_harbour", "sunset_meadow"])
     # First run: the captioning model is missing, so the run fails after decoding.
     missing = f"hf:{tmp_path / 'no-such-model'}"
     broken = flow_config(local_s3.endpoint_url, bucket, tmp_path, caption={"captioner": missing})

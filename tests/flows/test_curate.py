@@ -210,6 +210,7 @@ def test_the_flow_uses_the_configured_captioner(
             ),
             # A random model writes random text: the gate fails much of it, which is right.
             "quality": curated["config"].quality.__class__(max_failed_fraction=1.0),
+            "limits": curated["config"].limits.model_copy(update={"gpu": 1}),
         }
     )
     report = run_curate(config)

@@ -219,6 +219,8 @@ def test_s3_stopped_mid_run_and_started_again(
 def test_objects_deleted_or_overwritten_mid_run(
     prefect_api: None,
     local_s3: Any,
+    s3_client: Any,
+    bucket: str,
     samples: dict,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -227,9 +229,7 @@ def test_objects_deleted_or_overwritten_mid_run(
     source_changed now, and curated under its new ETag by the next run (never mixed)."""
     import flows.chunk
 
-    client = make_client(S3Options(endpoint_url=local_s3.endpoint_url))
-    bucket = "mid-run-changes"
-    ensure_bucket(client, bucket)
+    client = s3_client
     for name in ("night_harbour", "sunset_meadow"):
         client.upload_file(str(samples[name].path), bucket, f"{name}.mp4")
     real_download = flows.chunk.download_object
