@@ -42,8 +42,7 @@ def backfill_config(
         raise ValueError("a backfill needs a bucket")
     if not prefixes and since is None and until is None:
         raise ValueError("a backfill needs prefixes or a LastModified range (since/until)")
-    source = {"bucket": bucket, "prefixes": list(prefixes or [""]), "since": since}
-    source["until"] = until
+    source = {"bucket": bucket, "prefixes": list(prefixes or [""]), "since": since, "until": until}
     merged = {**(overrides or {})}
     merged["source"] = {**merged.get("source", {}), **source}
     return build_config(Path(config_file) if config_file else None, merged)

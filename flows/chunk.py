@@ -203,24 +203,21 @@ def land_chunk(
     """
     store = LanceStore(config.lance_uri, config.lance_storage_options())
     rows = [r for it in items for r in it.rows]
-    q_rows = [
-        quarantine_row(it.obj, r, PIPELINE_VERSION, run_id) for it in items for r in it.rejected
+    q_of = [
+        [quarantine_row(it.obj, r, PIPELINE_VERSION, run_id) for r in it.rejected] for it in items
     ]
     image_dim = len(rows[0]["image_embedding"]) if rows and rows[0]["image_embedding"] else None
     store.upsert_clips(rows, embedding_dim, image_dim)
     store.upsert_caption_versions([caption_version_row(r) for r in rows])
-    store.upsert_quarantine(q_rows)
+    store.upsert_quarantine([q for qs in q_of for q in qs])
     store.delete_superseded([(it.obj.bucket, it.obj.key, it.obj.etag) for it in items if it.rows])
     entries, outcomes = [], []
-    for it in items:
-        reasons = [
-            quarantine_row(it.obj, r, PIPELINE_VERSION, run_id)["reason"] for r in it.rejected
-        ]
+    for it, qs in zip(items, q_of, strict=True):
+        reasons = [q["reason"] for q in qs]
         status = Status.DONE if it.rows else Status.QUARANTINED
         entries.append(LedgerEntry(it.obj, status, len(it.rows), ";".join(reasons)))
-        outcomes.append(
-            ObjectOutcome(it.obj.uri, "landed" if it.rows else "quarantined", len(it.rows), reasons)
-        )
+        outcome = "landed" if it.rows else "quarantined"
+        outcomes.append(ObjectOutcome(it.obj.uri, outcome, len(it.rows), reasons))
     Ledger(store).record_many(entries, run_id, PIPELINE_VERSION)
     for o in outcomes:
         progress.emit("finished", f"{o.status} {o.uri}")
@@ -234,17 +231,20 @@ def land_chunk_task(
     return land_chunk(items, config, run_id, embedding_dim)
 
 
+def _tagged(task_: Any, tag: str, limits: dict[str, int]) -> Any:
+    """The task under its tag concurrency limit, when the run config sets that limit."""
+    return task_.with_options(tags=[tag]) if tag in limits else task_
+
+
 def _inside(transitions: list[Transition], start: float, end: float) -> int:
     return sum(1 for t in transitions if t.end_s >= start and t.start_s < end)
 
 
 def curate_chunk(objects: list[ObjectRef], config: RunConfig, run_id: str) -> ChunkResult:
     clock = StageClock()
-    tags = config.limits.as_tags()
-    prepare = with_cache(prepare_object_task, prepare_cache_key_fn, config)
-    if "cpu" in tags:
-        prepare = prepare.with_options(tags=["cpu"])
-    land = land_chunk_task.with_options(tags=["s3"]) if "s3" in tags else land_chunk_task
+    limits = config.limits.as_tags()
+    prepare = _tagged(with_cache(prepare_object_task, prepare_cache_key_fn, config), "cpu", limits)
+    land = _tagged(land_chunk_task, "s3", limits)
     futures = [prepare.submit(obj, config) for obj in objects]
     prepared: list[Prepared | BaseException] = []
     for future in futures:
@@ -263,9 +263,7 @@ def curate_chunk(objects: list[ObjectRef], config: RunConfig, run_id: str) -> Ch
     # One captioning call and one embedding call for every clip of the chunk.
     all_clips = [c for p in ready for c in p.scored]
     with clock.time("caption"), _CAPTION_LOCK:
-        caption = with_cache(caption_task, caption_cache_key_fn, config)
-        if "gpu" in tags:
-            caption = caption.with_options(tags=["gpu"])
+        caption = _tagged(with_cache(caption_task, caption_cache_key_fn, config), "gpu", limits)
         captions = caption(all_clips, config.caption) if all_clips else []
     embedder = load_embedder(config.embed.model, config.embed.device, config.embed.batch_size)
     rejected: dict[int, list[Rejection]] = {id(p): list(p.rejected) for p in ready}
@@ -281,7 +279,7 @@ def curate_chunk(objects: list[ObjectRef], config: RunConfig, run_id: str) -> Ch
     funnel["clips_captioned"] = len(pending)
     with clock.time("embed"):
         texts = [c.text for _, _, c in pending]
-    vectors = embed_task.fn(texts, config.embed) if pending else []
+        vectors = embed_task.fn(texts, config.embed) if pending else []
     rows_of: dict[int, list[dict[str, Any]]] = {id(p): [] for p in ready}
     all_rows = []
     for (p, clip, cap), vec in zip(pending, vectors, strict=True):

@@ -66,8 +66,6 @@ class RunReport:
     clips_per_s: float = 0.0
     wall_s: float = 0.0
 
-    _landed: list[dict[str, float]] = field(default_factory=list, repr=False)
-
     @property
     def reconciles(self) -> bool:
         return self.seen == self.landed + self.quarantined + self.skipped + self.failed
@@ -78,20 +76,13 @@ class RunReport:
             counts[0] += n
             counts[1] += gate.failures.get(name, 0)
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("_landed")
-        return out
-
     def add_chunk(self, result: ChunkResult) -> None:
         self.funnel = dict(Counter(self.funnel) + result.funnel)
         seconds = Counter(self.stage_seconds) + Counter(result.seconds)
         self.stage_seconds = {k: round(v, 3) for k, v in seconds.items()}
-        self._landed.extend(result.landed)
 
-    def summarise_landed(self) -> None:
+    def summarise_landed(self, landed: list[dict[str, float]]) -> None:
         """Histograms and caption statistics over the clips that landed."""
-        landed, self._landed = self._landed, []
         self.aesthetic_hist = _histogram([m["aesthetic"] for m in landed], AESTHETIC_BINS)
         self.motion_hist = _histogram([m["motion"] for m in landed], MOTION_BINS)
         words = sorted(m["words"] for m in landed)
@@ -228,11 +219,13 @@ def curate(config: RunConfig) -> dict[str, Any]:
     )
     progress.emit("planned", str(len(todo)))
     report = RunReport(run_id=run_id, seen=len(listed), skipped=len(skipped))
+    landed: list[dict[str, float]] = []  # per landed clip: what the histograms are made of
     size = max(1, config.chunk_objects)
     for first in range(0, len(todo), size):
         chunk = todo[first : first + size]
         result = curate_chunk(chunk, config, run_id)
         report.add_chunk(result)
+        landed += result.landed
         for gate in result.gates:
             report.add_gate(gate)
             if "clip_id_present" in gate.evaluated:
@@ -258,11 +251,11 @@ def curate(config: RunConfig) -> dict[str, Any]:
     out = Path(config.workdir)
     if config.quality.data_docs and report.checks:
         report.data_docs = build_data_docs(out / "data_docs" / run_id)
-    report.summarise_landed()
+    report.summarise_landed(landed)
     report.wall_s = round(time.monotonic() - started, 2)
     report.clips_per_s = round(report.clips_landed / report.wall_s, 3) if report.wall_s else 0.0
     (out / "reports").mkdir(parents=True, exist_ok=True)
-    result = report.to_dict()
+    result = asdict(report)
     (out / "reports" / f"{run_id}.json").write_text(json.dumps(result, indent=2))
     create_markdown_artifact(report_markdown(report), key="capflow-run-report")
     verdict = _quality_verdict(report, config.quality.max_failed_fraction)

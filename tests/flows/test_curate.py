@@ -300,3 +300,19 @@ def test_the_secret_key_is_written_nowhere(curated: dict, local_s3: Any) -> None
         assert logs and all(secret not in log.message for log in logs)
         artifacts = client.read_artifacts()
         assert artifacts and all(secret not in str(a.data) for a in artifacts)
+
+
+def test_the_report_follows_clips_through_the_stages(curated: dict) -> None:
+    report = curated["report"]
+    funnel = report["funnel"]
+    assert funnel["clips_landed"] == report["clips_landed"] == 7
+    stages = ["clips_cut", "clips_scored", "clips_captioned", "clips_passed_gate", "clips_landed"]
+    counts = [funnel[s] for s in stages]
+    assert counts == sorted(counts, reverse=True)  # never more clips after a filter
+    assert funnel["clips_cut"] > funnel["clips_scored"]  # grey_fog's clip fails the aesthetic
+    assert sum(report["aesthetic_hist"]) == sum(report["motion_hist"]) == 7
+    assert 5 <= report["caption_words"]["min"] <= report["caption_words"]["max"]
+    for stage in ("download", "probe", "transitions", "keyframes", "aesthetic", "caption",
+                  "embed", "gate", "land"):  # fmt: skip
+        assert report["stage_seconds"][stage] > 0, stage
+    assert report["clips_per_s"] > 0

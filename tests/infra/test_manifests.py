@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from flows.config import build_config, env_overrides
+from flows.config import build_config
 from flows.defaults import DEFAULT_CRON, DEFAULT_POOL
 from flows.deployments import BACKFILL, BACKFILL_ENTRYPOINT, INCREMENTAL, INCREMENTAL_ENTRYPOINT
 
@@ -103,7 +103,7 @@ def test_compose_services_refer_to_each_other_and_bind_loopback() -> None:
     capflow_env = {k: v for k, v in env.items() if k.startswith("CAPFLOW_")}
     config = build_config(environ=capflow_env)
     assert config.s3.endpoint_url == env["CAPFLOW_S3__ENDPOINT_URL"]
-    assert env_overrides(capflow_env)
+    assert config.lance_uri == env["CAPFLOW_LANCE_URI"]
 
 
 def test_compose_secrets_come_from_the_env_file_only() -> None:
