@@ -20,20 +20,21 @@ RATE = 25
 def _moving_box(bg: str, box: str, size: str, x: str, y: str) -> str:
     """A coloured background with a box moving along (x(t), y(t)); {i} is the shot's label."""
     return (
-        f"color=c={bg}:s={SIZE}:r={RATE}[bg{{i}}];color=c={box}:s={size}:r={RATE}[fg{{i}}];"
+        f"color=c={bg}:s={SIZE}:r={{rate}}[bg{{i}}];color=c={box}:s={size}:r={{rate}}[fg{{i}}];"
         f"[bg{{i}}][fg{{i}}]overlay=x='{x}':y='{y}':shortest=1"
     )
 
 
-# Shot name -> lavfi graph ending in one video output; "{i}" keeps labels unique.
+# Shot name -> lavfi graph ending in one video output; "{i}" keeps labels unique and
+# "{rate}" is the frame rate.
 SHOTS: dict[str, str] = {
-    "night_sea": _moving_box("0x0b1640", "0x6f8fe8", "40x40", "mod(t*100\\,290)", "70"),
-    "test_pattern": f"testsrc2=s={SIZE}:r={RATE}",
+    "night_sea": _moving_box("0x0b1640", "0x6f8fe8", "80x60", "mod(t*100\\,290)", "70"),
+    "test_pattern": f"testsrc2=s={SIZE}:r={{rate}}",
     "sunset": _moving_box("0xd2601e", "0xffd23c", "40x40", "140", "120-t*8"),
     "meadow": _moving_box("0x2e7d32", "0x9ccc65", "60x30", "250-t*25", "100"),
-    "fractal": f"mandelbrot=s={SIZE}:r={RATE}",
-    "colour_bars": f"smptehdbars=s={SIZE}:r={RATE}",
-    "fog": f"color=c=0x7f7f7f:s={SIZE}:r={RATE},noise=alls=6:allf=t,gblur=sigma=8",
+    "fractal": f"mandelbrot=s={SIZE}:r={{rate}}",
+    "colour_bars": f"smptehdbars=s={SIZE}:r={{rate}}",
+    "fog": f"color=c=0x7f7f7f:s={SIZE}:r={{rate}},noise=alls=6:allf=t,gblur=sigma=8",
 }
 
 
@@ -74,10 +75,13 @@ def _encode(filter_complex: str, out: Path, duration: float) -> None:
         raise RuntimeError(f"could not synthesise {out.name}: {result.stderr[-400:]}")
 
 
-def make_video(out: Path, shots: list[tuple[str, float]], joins: list[str]) -> Sample:
-    """Join shots (name, seconds) with `cut` or `dissolve:<seconds>` joins."""
+def make_video(
+    out: Path, shots: list[tuple[str, float]], joins: list[str], rate: int = RATE
+) -> Sample:
+    """Join shots (name, seconds) with `cut` or `<transition>:<seconds>` joins, where the
+    transition is `dissolve` or any of ffmpeg's xfade transitions (fadeblack, wipeleft...)."""
     parts = [
-        SHOTS[name].format(i=i) + f",trim=duration={d},setpts=PTS-STARTPTS[s{i}]"
+        SHOTS[name].format(i=i, rate=rate) + f",trim=duration={d},setpts=PTS-STARTPTS[s{i}]"
         for i, (name, d) in enumerate(shots)
     ]
     graph = ";".join(parts)
@@ -90,9 +94,12 @@ def make_video(out: Path, shots: list[tuple[str, float]], joins: list[str]) -> S
             length += d
             kinds.append("cut")
         else:
-            fade = float(join.split(":")[1])
+            kind, _, seconds = join.partition(":")
+            fade, name = float(seconds), "fade" if kind == "dissolve" else kind
             offset = length - fade
-            graph += f";[{label}][s{i}]xfade=transition=fade:duration={fade}:offset={offset}[j{i}]"
+            graph += (
+                f";[{label}][s{i}]xfade=transition={name}:duration={fade}:offset={offset}[j{i}]"
+            )
             spans[-1] = (spans[-1][0], offset)
             spans.append((length, offset + d))
             length = offset + d
