@@ -26,7 +26,7 @@ from tasks.keyframes import KeyframeConfig
 from tasks.probe import ProbeConfig
 from tasks.transitions import TransitionConfig
 
-PIPELINE_VERSION = "capflow-0.1.0"
+PIPELINE_VERSION = "capflow-0.2.0"
 ENV_PREFIX = "CAPFLOW_"
 
 

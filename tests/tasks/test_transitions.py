@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.samples import make_video
 from storage.types import ProbeInfo, Rejection, RejectReason
 from tasks import media
 from tasks.probe import ProbeConfig, probe_video
@@ -38,6 +39,46 @@ def test_a_dissolve_is_one_gradual_transition_over_its_range(samples: dict) -> N
     assert abs(t.start_frame - 100) <= 2 and abs(t.end_frame - 125) <= 2
 
 
+@pytest.mark.parametrize(
+    ("shots", "join"),
+    [
+        ([("sunset", 4), ("meadow", 4)], "fadeblack:1"),
+        ([("night_sea", 4), ("colour_bars", 4)], "wipeleft:1"),
+        ([("test_pattern", 4), ("fractal", 4)], "fadewhite:0.6"),
+    ],
+)
+def test_fades_and_wipes_are_gradual_transitions_over_their_range(
+    tmp_path: Path, shots: list, join: str
+) -> None:
+    seconds = float(join.split(":")[1])
+    video = make_video(tmp_path / "joined.mp4", shots, [join]).path
+    [t] = analyse(video).transitions
+    start, end = round((4 - seconds) * 25), 4 * 25 - 1  # xfade from 4 - seconds to 4 s
+    assert t.kind == "gradual"  # one transition, its range within 4 frames (0.16 s)
+    assert abs(t.start_frame - start) <= 4 and abs(t.end_frame - end) <= 4
+
+
+def test_a_dissolve_at_60_fps_is_found_over_its_range(tmp_path: Path) -> None:
+    # The network sees every other frame at 60 fps; the range is in the video's frames.
+    video = make_video(
+        tmp_path / "d60.mp4", [("sunset", 4), ("meadow", 4)], ["dissolve:1"], 60
+    ).path
+    [t] = analyse(video).transitions
+    assert t.kind == "gradual"
+    assert abs(t.start_frame - 180) <= 3 and abs(t.end_frame - 239) <= 3
+    assert t.start_s == pytest.approx(3.0, abs=0.06)
+
+
+def test_a_fast_pan_is_not_a_transition(tmp_path: Path) -> None:
+    # A test pattern twice the frame's width swept across in 2 s, then held.
+    video = make_media(
+        tmp_path / "pan.mp4",
+        "testsrc2=s=640x180:r=25,crop=320:180:x='min(t*160\\,320)':y=0",
+        4,
+    )
+    assert analyse(video).transitions == []
+
+
 def test_a_flash_is_not_a_transition(tmp_path: Path) -> None:
     # A still scene whose brightness jumps for two frames at 2 s and comes back.
     video = make_media(
@@ -45,6 +86,16 @@ def test_a_flash_is_not_a_transition(tmp_path: Path) -> None:
         "color=c=0x336699:s=160x90:r=25,drawbox=x=40:y=20:w=40:h=40:color=0xcc8833:t=fill,"
         "eq=brightness='if(between(t,2,2.07),0.6,0)':eval=frame",
         4,
+    )
+    assert analyse(video).transitions == []
+
+
+def test_a_flash_lasting_several_frames_at_50_fps_is_not_a_transition(tmp_path: Path) -> None:
+    # Six frames of glare: a flash is judged by how long it lasts, not by frame count.
+    video = make_media(
+        tmp_path / "glare.mp4",
+        "testsrc2=s=160x90:r=50,eq=brightness='if(between(t,1.5,1.61),0.5,0)':eval=frame",
+        3,
     )
     assert analyse(video).transitions == []
 
@@ -94,21 +145,23 @@ def test_undecodable_input_is_a_rejection(samples: dict) -> None:
     assert isinstance(result, Rejection) and result.reason == RejectReason.DECODE_FAILED
 
 
-def test_the_detector_holds_a_bounded_number_of_frames() -> None:
+def test_the_meter_holds_a_bounded_number_of_frames() -> None:
     import numpy as np
 
-    from tasks.transitions import TransitionDetector
+    from tasks.transitions import BATCH, FrameMeter, find_transitions
 
     cfg = TransitionConfig()
-    detector = TransitionDetector(25.0, cfg)
+    meter = FrameMeter(25.0, cfg)
     rng = np.random.default_rng(0)
     scene = rng.integers(0, 255, (27, 48, 3)).astype(np.float32)
     held = 0
     for i in range(3000):  # two minutes at 25 fps, a cut every 10 s
         if i % 250 == 0:
             scene = rng.integers(0, 255, (27, 48, 3)).astype(np.float32)
-        detector.push(i / 25, scene + rng.normal(0, 1, scene.shape).astype(np.float32))
-        held = max(held, len(detector.frames) + len(detector._run_frames))
-    cuts = [t.start_frame for t in detector.finish() if t.kind == "cut"]
-    assert cuts == list(range(250, 3000, 250))
-    assert held <= detector.lookahead + cfg.flash_frames + 3 + detector.max_run + 1
+        noisy = scene + rng.normal(0, 1, scene.shape)
+        meter.push(i / 25, np.clip(noisy, 0, 255).astype(np.uint8))
+        held = max(held, meter.frames_held)
+    found = [(t.kind, t.start_frame) for t in find_transitions(meter.finish(), cfg)]
+    assert found == [("cut", i) for i in range(250, 3000, 250)]
+    # A batch, the frames it looks ahead to and the few before it: never the whole video.
+    assert held <= BATCH + 2 * meter.flash + 2

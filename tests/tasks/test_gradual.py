@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tasks import gradual
+from tasks.transitions import Measurements, gradual_runs, marked_runs, merge_runs, resolve
+
+
+def frames(n: int, seed: int = 0) -> np.ndarray:
+    """n frames of a scene drifting to another: every feature has something to measure."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, 256, (2, 27, 48, 3)).astype(np.float32)
+    w = np.linspace(0, 1, n)[:, None, None, None]
+    noise = rng.normal(0, 3, (n, 27, 48, 3))
+    return np.clip((1 - w) * a + w * b + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("batch", [1, 7, 64])
+def test_features_do_not_depend_on_how_frames_are_batched(batch: int) -> None:
+    video = frames(150)
+    unexplained = np.linspace(0, 0.1, 150, dtype=np.float32)
+    whole = gradual.GradualFeatures()
+    whole.push(video, unexplained)
+    pieces = gradual.GradualFeatures()
+    for i in range(0, 150, batch):
+        pieces.push(video[i : i + batch], unexplained[i : i + batch])
+    np.testing.assert_allclose(pieces.matrix(), whole.matrix(), rtol=1e-6, atol=1e-7)
+    assert whole.matrix().shape == (150, gradual.N_FEATURES)
+
+
+def test_histograms_sum_to_one_per_channel() -> None:
+    solid = np.zeros((1, 27, 48, 3), np.uint8)
+    solid[..., 0] = 255  # pure red: the top bin of red, the bottom bins of green and blue
+    h = gradual.histograms(solid)[0].reshape(3, gradual.HIST_BINS)
+    assert h.sum(axis=1) == pytest.approx([1, 1, 1])
+    assert (h[0, -1], h[1, 0], h[2, 0]) == (1.0, 1.0, 1.0)
+
+
+def test_the_running_median_restarts_at_each_shot() -> None:
+    # A short still shot between two busy ones (cuts at 30 and 50).
+    x = np.concatenate([np.full(30, 5.0), np.zeros(20), np.full(30, 5.0)])[:, None]
+    across = gradual.running_median(x, 25)
+    within = gradual.running_median(x, 25, starts=[30, 50])
+    assert across[40, 0] == 5.0  # its neighbours' level would be its baseline
+    assert within[40, 0] == 0.0 and within[25, 0] == within[55, 0] == 5.0
+
+
+def test_the_numpy_network_matches_torch() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    model = gradual.load_model()
+    channels = model.layers[0][0].shape[1]
+    x = np.random.default_rng(1).normal(size=(channels, 300)).astype(np.float32)
+    t = torch.tensor(x[None])
+    for i, (w, b, d) in enumerate(model.layers):
+        pad = d * (w.shape[2] - 1) // 2
+        y = torch.relu(F.conv1d(t, torch.tensor(w), torch.tensor(b), padding=pad, dilation=d))
+        t = y if i == 0 else t + y
+    expected = torch.sigmoid(F.conv1d(t, *(torch.tensor(a) for a in model.head)))[0].numpy()
+    np.testing.assert_allclose(model(x), expected, atol=1e-5)
+
+
+def test_the_network_marks_a_crossfade_between_still_shots() -> None:
+    from tasks.transitions import FrameMeter, TransitionConfig, find_transitions
+
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 256, (2, 27, 48, 3)).astype(np.float32)
+    meter = FrameMeter(25.0, TransitionConfig())
+    for i in range(150):  # 2 s of a, a 1 s crossfade (frames 50..74), 3 s of b
+        w = min(1.0, max(0.0, (i - 49) / 26))
+        meter.push(i / 25, ((1 - w) * a + w * b).astype(np.uint8))
+    [t] = find_transitions(meter.finish(), TransitionConfig())
+    assert t.kind == "gradual" and abs(t.start_frame - 50) <= 2 and abs(t.end_frame - 74) <= 2
+
+
+def test_marked_runs_start_high_and_end_low() -> None:
+    p = np.array([0.1, 0.35, 0.6, 0.4, 0.32, 0.1, 0.4, 0.45, 0.1, 0.9, 0.2])
+    assert marked_runs(p, on=0.5, off=0.3) == [(1, 4), (9, 9)]  # 6..7 never reach 0.5
+    assert merge_runs([(1, 4), (7, 9), (20, 22)], gap=2) == [(1, 9), (20, 22)]
+
+
+def measurements(n: int, fps: float = 25.0) -> Measurements:
+    return Measurements(
+        fps, 1, [i / fps for i in range(n)], [0.01] * n, [(0.0, 0.0)] * n, {}, np.zeros((n, 1))
+    )
+
+
+def test_a_cut_inside_a_marked_run_is_the_steep_part_of_a_gradual_transition() -> None:
+    m = measurements(200)
+    [t] = resolve([103], [(100, 120, 0.9)], m)  # a fade through white that jumps at 103
+    assert (t.kind, t.start_frame, t.end_frame) == ("gradual", 100, 120)
+
+
+def test_a_marked_run_at_one_side_of_a_cut_is_its_echo() -> None:
+    m = measurements(200)
+    found = resolve([100, 150], [(95, 100, 0.7), (150, 156, 0.6)], m)
+    assert [(t.kind, t.start_frame) for t in found] == [("cut", 100), ("cut", 150)]
+
+
+def test_runs_shorter_than_the_minimum_are_noise() -> None:
+    from tasks.transitions import TransitionConfig
+
+    m = measurements(100)
+    probs = np.zeros(100)
+    probs[10:13] = 0.9  # 0.12 s
+    probs[40:60] = 0.9
+    assert gradual_runs(probs, m, TransitionConfig()) == [(40, 59, pytest.approx(0.9))]
