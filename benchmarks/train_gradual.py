@@ -84,7 +84,7 @@ def measure(video: Path) -> Path:
     probe = probe_video(video, ProbeConfig())
     assert isinstance(probe, ProbeInfo), probe
     meter = FrameMeter(probe.fps, CONFIG)
-    for f in media.stream_frames(video, CONFIG.width, CONFIG.height, 600, fast=True):
+    for f in media.stream_frames(video, *gradual.FRAME_SIZE, 600, fast=True):
         meter.push(f.t, f.rgb)
     m = meter.finish()
     np.savez(

@@ -1,6 +1,6 @@
 """Transition detection: capflow against PySceneDetect, on labelled synthetic sets.
 
-    pip install scenedetect opencv-python-headless     # the bench extra
+    .venv/bin/pip install -e '.[bench]'     # PySceneDetect and OpenCV
     python -m benchmarks.transitions [--videos 16] [--seeds 7,11,13,17]
         [--wide-seeds 900,901] [--speed-seconds 120] [--repeats 3]
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+FRAME_SIZE = (48, 27)  # width, height: the analysis decodes to this; the network learnt on it
 MODEL_RATE = 30.0  # frames per second the network sees; faster videos are strided
 LAGS = (1, 2, 4, 8, 16)
 BLEND_WINDOWS = (4, 8, 16)

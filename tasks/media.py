@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
-import re
 import shutil
 import signal
 import subprocess
@@ -27,8 +25,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-
-_PTS_RE = re.compile(r"pts_time:\s*(-?[0-9.]+(?:e-?\d+)?)")
 
 
 class MediaTimeout(Exception):
@@ -158,18 +154,35 @@ def stream_frames(
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    times: queue.Queue[float] = queue.Queue()
+    # showinfo prints each frame's line before the frame reaches the pipe, so its time is
+    # nearly always waiting when the frame is read: a deque, and a wait only when it is not.
+    times: deque[float] = deque()
+    arrived = threading.Condition()
     tail: deque[str] = deque(maxlen=20)
 
     def read_stderr() -> None:
         assert proc.stderr is not None
         for raw in proc.stderr:
-            line = raw.decode("utf-8", "replace")
-            m = _PTS_RE.search(line) if "showinfo" in line else None
-            if m:
-                times.put(float(m.group(1)))
+            at = raw.find(b"pts_time:")
+            if at >= 0 and b"showinfo" in raw[:40]:
+                end = raw.find(b" ", at + 9)
+                times.append(float(raw[at + 9 : end if end > 0 else None]))
             else:
-                tail.append(line.rstrip())
+                tail.append(raw.decode("utf-8", "replace").rstrip())
+                continue
+            if len(times) == 1:
+                with arrived:
+                    arrived.notify()
+        with arrived:
+            arrived.notify()
+
+    def next_time() -> float:
+        if not times:
+            with arrived:
+                arrived.wait_for(lambda: times or not reader.is_alive(), max(timeout_s, 1.0))
+        if not times:
+            raise MediaError("ffmpeg sent a frame without its timestamp", "\n".join(tail))
+        return times.popleft()
 
     reader = threading.Thread(target=read_stderr, daemon=True)
     reader.start()
@@ -189,7 +202,7 @@ def stream_frames(
             buf = proc.stdout.read(frame_bytes)
             if len(buf) < frame_bytes:
                 break
-            t = times.get(timeout=max(timeout_s, 1.0))
+            t = next_time()
             rgb = np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 3)
             yield Frame(t=offset + t, rgb=rgb)
         proc.wait()

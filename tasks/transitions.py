@@ -33,8 +33,6 @@ BATCH = 64  # frames measured together (numpy work per batch, not per frame)
 
 @dataclass(frozen=True)
 class TransitionConfig:
-    width: int = 48
-    height: int = 27
     cut_threshold: float = 0.08  # mean |diff| of a cut, on 0..1
     cut_ratio: float = 4.0  # cut change vs. the neighbourhood's usual change
     cut_isolation: float = 2.0  # ... and vs. the frames right before and after it
@@ -157,7 +155,7 @@ class FrameMeter:
         if start == 0:
             dt[0] = np.inf  # the first frame has no motion
         uv, unexplained = global_velocity(grey[prev], grey[lo:hi])
-        vel = uv / (np.array([self.cfg.width, self.cfg.height]) * dt[:, None])
+        vel = uv / (np.array(gradual.FRAME_SIZE) * dt[:, None])
         self.velocity.extend((float(u), float(v)) for u, v in vel)
         self._flash_test(held, start, change)
         net = [k for k in range(hi - lo) if (start + k) % self.stride == 0]
@@ -298,8 +296,7 @@ def analyse_shots(path: Path, probe: ProbeInfo, cfg: TransitionConfig) -> ShotAn
     try:
         frames = media.stream_frames(
             path,
-            cfg.width,
-            cfg.height,
+            *gradual.FRAME_SIZE,
             timeout_s=cfg.timeout_s,
             fast=cfg.fast_decode,
             hwaccel=cfg.hwaccel,
