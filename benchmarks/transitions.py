@@ -22,6 +22,7 @@ analysis pass and PySceneDetect's default ContentDetector, interleaved, medians.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import random
 import statistics
@@ -56,6 +57,7 @@ def capflow_predictions(path: Path) -> list[tuple[str, int, int]]:
 def scenedetect_predictions(path: Path, detector: str) -> list[tuple[str, int, int]]:
     from scenedetect import AdaptiveDetector, ContentDetector, detect
 
+    logging.getLogger("pyscenedetect").setLevel(logging.WARNING)  # it sets its own on import
     det = ContentDetector() if detector == "content" else AdaptiveDetector()
     scenes = detect(str(path), det)
     return [("cut", s.frame_num, s.frame_num) for s, _ in scenes[1:]]
@@ -110,12 +112,9 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def main() -> None:
-    import logging
-
     from flows.environment import apply_quiet_offline_defaults
 
     apply_quiet_offline_defaults()
-    logging.getLogger("pyscenedetect").setLevel(logging.WARNING)
     ap = argparse.ArgumentParser()
     ap.add_argument("--videos", type=int, default=16)
     ap.add_argument(

@@ -167,6 +167,11 @@ class TCN:
         layers += [(z[f"w{i + 1}"], z[f"b{i + 1}"], d) for i, d in enumerate(dil)]
         return cls(tuple(layers), (z["wh"], z["bh"]))
 
+    @property
+    def reach(self) -> int:
+        """How many frames either side of a frame its output depends on."""
+        return sum(d * (w.shape[2] - 1) // 2 for w, _, d in self.layers)
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """x: (channels, frames) -> (2, frames) probabilities."""
         for i, (w, b, d) in enumerate(self.layers):
@@ -194,10 +199,24 @@ def load_model() -> TCN:
 
 
 def gradual_probability(
-    features: np.ndarray, starts: Sequence[int] = (), model: TCN | None = None
+    features: np.ndarray,
+    starts: Sequence[int] = (),
+    model: TCN | None = None,
+    chunk: int = 2048,
 ) -> np.ndarray:
-    """Per-frame probability that the frame is inside a gradual transition."""
-    if len(features) == 0:
-        return np.zeros(0, dtype=np.float32)
-    probs = (model or load_model())(network_input(features, starts))
-    return probs[1]
+    """Per-frame probability that the frame is inside a gradual transition.
+
+    In chunks with enough context on either side (the running median's half-width plus
+    the network's reach) that every probability is what the whole video at once would
+    give, so memory stays flat however long the video is.
+    """
+    model = model or load_model()
+    n = len(features)
+    out = np.zeros(n, dtype=np.float32)
+    context = MEDIAN_HALF + model.reach
+    for s in range(0, n, chunk):
+        e = min(n, s + chunk)
+        a, b = max(0, s - context), min(n, e + context)
+        local = [i - a for i in starts if a < i < b]
+        out[s:e] = model(network_input(features[a:b], local))[1, s - a : e - a]
+    return out

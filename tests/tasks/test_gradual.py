@@ -46,6 +46,21 @@ def test_the_running_median_restarts_at_each_shot() -> None:
     assert within[40, 0] == 0.0 and within[25, 0] == within[55, 0] == 5.0
 
 
+def test_chunked_probabilities_equal_the_whole_video_at_once() -> None:
+    rng = np.random.default_rng(2)
+    features = gradual.GradualFeatures()
+    video = frames(700)
+    for i in range(0, 700, 64):
+        features.push(
+            video[i : i + 64], rng.random(len(video[i : i + 64])).astype(np.float32) * 0.05
+        )
+    m = features.matrix()
+    starts = [250, 420]
+    whole = gradual.load_model()(gradual.network_input(m, starts))[1]
+    chunked = gradual.gradual_probability(m, starts, chunk=100)
+    np.testing.assert_allclose(chunked, whole, atol=1e-6)
+
+
 def test_the_numpy_network_matches_torch() -> None:
     import torch
     import torch.nn.functional as F
