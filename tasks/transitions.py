@@ -42,7 +42,7 @@ class TransitionConfig:
     gradual_off: float = 0.3  # ... and that keeps one going (hysteresis)
     gradual_min_s: float = 0.2  # shorter marked runs are noise
     gradual_merge_s: float = 0.12  # runs this close are one transition
-    fast_decode: bool = True  # skip deblocking where no frame predicts from it (media.py)
+    fast_decode: bool = True  # skip deblocking on B-frames only (media.input_args)
     hwaccel: str | None = None  # e.g. "cuda": decode on the GPU (tasks/media.HWACCELS)
     timeout_s: float = 600.0
 
