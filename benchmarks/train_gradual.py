@@ -1,13 +1,14 @@
 """Train the gradual-transition network (`tasks/gradual.py`) on labelled synthetic videos.
 
     .venv/bin/python -m benchmarks.train_gradual [--work DIR] [--train-seeds 500-621]
-        [--val-seeds 100-119] [--epochs 6] [--out tasks/models/gradual_tcn.npz]
+        [--val-seeds 100-119] [--epochs 12] [--out tasks/models/gradual_tcn.npz]
 
 1. Makes the training videos (`benchmarks.synthetic.training_video`, 8 per seed) and the
    validation videos (`benchmark_video`, 16 per seed: the benchmark's generator, seeds
    the benchmark does not report), in parallel, once; they stay in --work.
 2. Decodes each through the pipeline's own `FrameMeter` (48x27 frames, the features the
-   pipeline computes), keeping its measurements beside the video.
+   pipeline computes), keeping its measurements beside the video under a name that
+   changes with the decode settings, so a changed decode is measured again.
 3. Trains the network with torch, then decides each validation video exactly as the
    pipeline does (`find_cuts`, `gradual_runs`, `resolve`) and prints the F1 scores.
 4. Writes the weights where `tasks.gradual.TCN.load` reads them.
@@ -21,6 +22,7 @@ Run by hand (about 40 minutes on 2 cores, most of it making and decoding videos)
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import time
@@ -76,15 +78,22 @@ def make_set(folder: Path, seed: int, count: int, make: Maker) -> Path:
     return folder
 
 
+def measurement_key() -> str:
+    """What the measurements depend on: the decode's arguments, frame size and config."""
+    decode = media.input_args(Path("video"), fast=CONFIG.fast_decode)[:-2]
+    spec = json.dumps([decode, gradual.FRAME_SIZE, asdict(CONFIG)], sort_keys=True)
+    return hashlib.sha256(spec.encode()).hexdigest()[:12]
+
+
 def measure(video: Path) -> Path:
     """The pipeline's measurements of one video, saved beside it."""
-    out = video.with_suffix(".measured.npz")
+    out = video.with_suffix(f".measured-{measurement_key()}.npz")
     if out.exists():
         return out
     probe = probe_video(video, ProbeConfig())
     assert isinstance(probe, ProbeInfo), probe
     meter = FrameMeter(probe.fps, CONFIG)
-    for f in media.stream_frames(video, *gradual.FRAME_SIZE, 600, fast=True):
+    for f in media.stream_frames(video, *gradual.FRAME_SIZE, 600, fast=CONFIG.fast_decode):
         meter.push(f.t, f.rgb)
     m = meter.finish()
     np.savez(
