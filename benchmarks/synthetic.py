@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks import media
+from flows.samples import encode
 
 
 @dataclass(frozen=True)
@@ -34,15 +34,6 @@ class Truth:
 
 
 Maker = Callable[[Path, random.Random], list[Truth]]
-
-
-def encode(graph: str, seconds: float, path: Path, codec_args: list[str]) -> None:
-    """Render a filter graph ending in [v] to `path`."""
-    argv = [media.ffmpeg_path(), "-nostdin", "-v", "error", "-filter_complex", graph, "-map", "[v]"]
-    argv += ["-t", f"{seconds}", *codec_args, "-pix_fmt", "yuv420p", "-y", str(path)]
-    result = media.run(argv, timeout_s=600)
-    if result.returncode != 0:
-        raise RuntimeError(f"could not synthesise {path.name}: {result.stderr[-500:]}")
 
 
 def _colour(rng: random.Random) -> str:
@@ -116,7 +107,7 @@ def benchmark_video(path: Path, rng: random.Random) -> list[Truth]:
         label = f"j{i}"
     graph += f";[{label}]null[v]"
     quality = ["-preset", "veryfast"] if codec == "libx264" else ["-q:v", "4"]
-    encode(graph, length, path, ["-c:v", codec, *quality])
+    encode(graph, path, length, ["-c:v", codec, *quality], timeout_s=600)
     return truth
 
 
@@ -332,7 +323,7 @@ def training_video(path: Path, rng: random.Random) -> list[Truth]:
         quality = ["-preset", preset, "-crf", str(rng.randint(18, 32))]
     else:
         quality = ["-q:v", str(rng.randint(2, 8))]
-    encode(graph, length, path, ["-c:v", codec, *quality])
+    encode(graph, path, length, ["-c:v", codec, *quality], timeout_s=600)
     return truth
 
 

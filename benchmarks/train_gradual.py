@@ -10,7 +10,7 @@
    pipeline computes), keeping its measurements beside the video under a name that
    changes with the decode settings, so a changed decode is measured again.
 3. Trains the network with torch, then decides each validation video exactly as the
-   pipeline does (`find_cuts`, `gradual_runs`, `resolve`) and prints the F1 scores.
+   pipeline does (`find_transitions`) and prints the F1 scores.
 4. Writes the weights where `tasks.gradual.TCN.load` reads them.
 
 Labels: a network frame is positive inside a gradual transition's true range. Cuts are
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import random
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -33,19 +32,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from benchmarks.synthetic import Maker, Truth, benchmark_video, training_video
+from benchmarks.synthetic import Maker, Truth, benchmark_video, labelled_set, training_video
 from benchmarks.transitions import score
 from storage.types import ProbeInfo
 from tasks import gradual, media
 from tasks.probe import ProbeConfig, probe_video
 from tasks.transitions import (
-    FrameMeter,
     Measurements,
     TransitionConfig,
     find_cuts,
-    gradual_runs,
+    find_transitions,
+    measure_video,
     network_starts,
-    resolve,
 )
 
 if TYPE_CHECKING:
@@ -69,11 +67,9 @@ def seeds(spec: str) -> list[int]:
 
 def make_set(folder: Path, seed: int, count: int, make: Maker) -> Path:
     """One seed's videos and truth.json, unless they are there already."""
-    folder.mkdir(parents=True, exist_ok=True)
     truth_file = folder / "truth.json"
     if not truth_file.exists():
-        rng = random.Random(seed)
-        truths = [make(folder / f"v{i:02d}.mp4", rng) for i in range(count)]
+        truths = [ts for _, ts in labelled_set(folder, seed, count, make)]
         truth_file.write_text(json.dumps([[asdict(t) for t in ts] for ts in truths]))
     return folder
 
@@ -92,10 +88,8 @@ def measure(video: Path) -> Path:
         return out
     probe = probe_video(video, ProbeConfig())
     assert isinstance(probe, ProbeInfo), probe
-    meter = FrameMeter(probe.fps, CONFIG)
-    for f in media.stream_frames(video, *gradual.FRAME_SIZE, 600, fast=CONFIG.fast_decode):
-        meter.push(f.t, f.rgb)
-    m = meter.finish()
+    m = measure_video(video, probe, CONFIG)
+    assert isinstance(m, Measurements), m
     np.savez(
         out,
         fps=m.fps,
@@ -140,7 +134,7 @@ def load_set(folder: Path, pool: ProcessPoolExecutor) -> list[dict]:
             elif t.kind == "gradual":
                 gradual_label[first : t.end // m.stride + 1] = 1.0
         x = gradual.network_input(m.features, network_starts(cuts, m.stride))
-        items.append(dict(m=m, cuts=cuts, x=x, cut=cut_label, gradual=gradual_label, truth=truth))
+        items.append(dict(m=m, x=x, cut=cut_label, gradual=gradual_label, truth=truth))
     return items
 
 
@@ -208,8 +202,7 @@ def export(net: torch.nn.Module, path: Path) -> None:
 def evaluate(model: gradual.TCN, items: list[dict]) -> dict[str, float]:
     preds = []
     for it in items:
-        probs = model(it["x"])[1]
-        found = resolve(it["cuts"], gradual_runs(probs, it["m"], CONFIG), it["m"])
+        found = find_transitions(it["m"], CONFIG, model)
         preds.append([(t.kind, t.start_frame, t.end_frame) for t in found])
     return score([it["truth"] for it in items], preds)
 

@@ -36,10 +36,10 @@ from benchmarks.synthetic import (
     Truth,
     benchmark_shot,
     benchmark_video,
-    encode,
     labelled_set,
     training_video,
 )
+from flows.samples import encode
 from storage.types import ProbeInfo
 from tasks import media
 from tasks.probe import ProbeConfig, probe_video
@@ -163,7 +163,7 @@ def accuracy(tmp: Path, seed: int, videos: int, make: Maker, label: str) -> None
 
 def one_shot_1080p(path: Path, seconds: int) -> None:
     """A moving test pattern, one shot: nothing to find, all decoding."""
-    encode("testsrc2=s=1920x1080:r=30[v]", seconds, path, X264)
+    encode("testsrc2=s=1920x1080:r=30[v]", path, seconds, X264, timeout_s=600)
 
 
 def edited_1080p(path: Path, seconds: int) -> None:
@@ -191,7 +191,7 @@ def edited_1080p(path: Path, seconds: int) -> None:
             )
             length += shots[i] - 1
         label = f"j{i}"
-    encode(graph + f";[{label}]null[v]", seconds, path, X264)
+    encode(graph + f";[{label}]null[v]", path, seconds, X264, timeout_s=600)
 
 
 X264 = ["-c:v", "libx264", "-preset", "veryfast"]

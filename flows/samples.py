@@ -8,6 +8,7 @@ flat shot meant to fail the aesthetic filter, and one is random bytes with a vid
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,31 +49,19 @@ class Sample:
     transitions: list[str]
 
 
-def _encode(filter_complex: str, out: Path, duration: float) -> None:
-    argv = [
-        media.ffmpeg_path(),
-        "-nostdin",
-        "-hide_banner",
-        "-v",
-        "error",
-        "-filter_complex",
-        filter_complex,
-        "-map",
-        "[v]",
-        "-t",
-        f"{duration}",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        "-y",
-        str(out),
-    ]
-    result = media.run(argv, timeout_s=120)
+FAST_H264 = ("-c:v", "libx264", "-preset", "ultrafast")
+
+
+def encode(
+    graph: str, out: Path, seconds: float, codec: Sequence[str] = FAST_H264, timeout_s: float = 120
+) -> None:
+    """Render a lavfi filter graph ending in [v] to `out` (the benchmarks' videos too)."""
+    argv = [media.ffmpeg_path(), "-nostdin", "-hide_banner", "-v", "error"]
+    argv += ["-filter_complex", graph, "-map", "[v]", "-t", f"{seconds}", *codec]
+    argv += ["-pix_fmt", "yuv420p", "-y", str(out)]
+    result = media.run(argv, timeout_s=timeout_s)
     if result.returncode != 0:
-        raise RuntimeError(f"could not synthesise {out.name}: {result.stderr[-400:]}")
+        raise RuntimeError(f"could not synthesise {out.name}: {result.stderr[-500:]}")
 
 
 def make_video(
@@ -106,7 +95,7 @@ def make_video(
             kinds.append("gradual")
         label = f"j{i}"
     graph += f";[{label}]null[v]"
-    _encode(graph, out, length)
+    encode(graph, out, length)
     return Sample(out.stem, out, spans, kinds)
 
 

@@ -290,9 +290,10 @@ def merge_runs(runs: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
     return merged
 
 
-def analyse_shots(path: Path, probe: ProbeInfo, cfg: TransitionConfig) -> ShotAnalysis | Rejection:
-    """Decode once at tiny size and find the transitions; bad media is a Rejection."""
-    meter = FrameMeter(probe.fps or 25.0, cfg)
+def measure_video(path: Path, probe: ProbeInfo, cfg: TransitionConfig) -> Measurements | Rejection:
+    """Decode once at the network's frame size and measure every frame; bad media is a
+    Rejection. The pipeline and the network's training both measure through here."""
+    meter = FrameMeter(probe.fps, cfg)
     try:
         frames = media.stream_frames(
             path,
@@ -312,7 +313,14 @@ def analyse_shots(path: Path, probe: ProbeInfo, cfg: TransitionConfig) -> ShotAn
     if len(meter.times) < 2:
         count = len(meter.times)
         return Rejection(STAGE, RejectReason.DECODE_FAILED, f"{count} decodable frame(s)")
-    m = meter.finish()
+    return meter.finish()
+
+
+def analyse_shots(path: Path, probe: ProbeInfo, cfg: TransitionConfig) -> ShotAnalysis | Rejection:
+    """Decode once at tiny size and find the transitions; bad media is a Rejection."""
+    m = measure_video(path, probe, cfg)
+    if isinstance(m, Rejection):
+        return m
     return ShotAnalysis(m.times, m.change, m.velocity, find_transitions(m, cfg))
 
 
