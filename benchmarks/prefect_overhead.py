@@ -1,4 +1,4 @@
-"""Prefect's share of a ~1,000-clip curate run: the flow vs. the same chunks with no engine.
+"""Prefect's share of a ~1,000-clip curate run: the flow vs. the same stream with no engine.
 
     python -m benchmarks.prefect_overhead [--clips 1000] [--workers 2] [--server URL]
 
@@ -6,8 +6,9 @@ One synthetic video (four 3.5 s shots of different lavfi sources, 320x240 H.264)
 uploaded under as many keys as it takes to reach --clips clips, to an embedded SeaweedFS.
 Then, on fresh LanceDB folders, side by side in one process:
 
-- `plain`: flows.chunk.curate_chunk with every Prefect task swapped for its function
-  (`task.fn`) and a thread pool of the same size: the same stages, writes and ledger.
+- `plain`: flows.streaming.StreamingRun with its two Prefect tasks (prepare-object,
+  land-batch) swapped for their functions (`task.fn`) on a thread pool of the same size:
+  the same stages, captioner, writes and ledger.
 - `flow`: the curate flow (task runs, states, tag limits, the run artifact) on the
   Prefect API in use (--server, or the ephemeral one), caching off.
 - `flow+cache`: the same with result caching on (prepared keyframes written to disk).
@@ -32,7 +33,7 @@ from flows.environment import apply_quiet_offline_defaults
 apply_quiet_offline_defaults()
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-SHOTS = ["testsrc2", "mandelbrot", "smptebars", "rgbtestsrc"]
+SHOTS = ["testsrc2", "mandelbrot", "life", "cellauto"]  # each moves by itself
 
 
 def make_video(path: Path) -> Path:
@@ -42,8 +43,9 @@ def make_video(path: Path) -> Path:
     for src in SHOTS:
         argv += ["-f", "lavfi", "-t", "3.5", "-i", f"{src}=size=320x240:rate=25"]
     pads = "".join(f"[{i}:v]" for i in range(len(SHOTS)))
-    # A little motion inside each shot, so the shot is not a still.
-    chain = f"{pads}concat=n={len(SHOTS)}:v=1:a=0,hue=h=t*20,format=yuv420p[v]"
+    # (A hue drift over the whole video, as this had before, reads as slow dissolves to
+    # the gradual detector: issue #19's hue-shifting shot.)
+    chain = f"{pads}concat=n={len(SHOTS)}:v=1:a=0,format=yuv420p[v]"
     argv += ["-filter_complex", chain, "-map", "[v]", "-c:v", "libx264", "-preset",
              "ultrafast", "-y", str(path)]  # fmt: skip
     assert media.run(argv, timeout_s=120).returncode == 0
@@ -71,34 +73,37 @@ class Plain:
 
 
 def run_plain(config: Any) -> dict[str, float]:
-    """The flow's work (list, ledger, chunks, indexes) with no Prefect engine."""
-    from flows import chunk
+    """The flow's work (list, ledger, the stream, indexes) with no Prefect engine."""
+    from flows.landing import LanceSink, land_batch_task
+    from flows.prepare import prepare_object_task
+    from flows.streaming import StreamingRun
     from storage.lance_store import IndexPolicy, LanceStore
     from storage.ledger import Ledger
     from storage.s3 import list_sources, make_client
+    from tasks.caption import load_captioner
+    from tasks.embed import load_embedder
 
-    names = ["prepare_object_task", "land_chunk_task", "caption_task"]
-    saved = {n: getattr(chunk, n) for n in names}
     started, cpu = time.perf_counter(), time.process_time()
     with concurrent.futures.ThreadPoolExecutor(config.max_workers) as pool:
-        for n in names:
-            setattr(chunk, n, Plain(saved[n], pool))
-        try:
-            src = config.source
-            client = make_client(config.s3.options())
-            listed = list_sources(client, src.bucket, src.all_prefixes())
-            store = LanceStore(config.lance_uri)
-            todo, _ = Ledger(store).pending(listed)
-            clips = 0
-            for first in range(0, len(todo), config.chunk_objects):
-                result = chunk.curate_chunk(
-                    todo[first : first + config.chunk_objects], config, "plain"
-                )
-                clips += sum(getattr(o, "clips_landed", 0) for o in result.outcomes)
-            store.maintain_indexes(IndexPolicy(vector_index_min_rows=config.vector_index_min_rows))
-        finally:
-            for n in names:
-                setattr(chunk, n, saved[n])
+        src = config.source
+        client = make_client(config.s3.options())
+        listed = list_sources(client, src.bucket, src.all_prefixes())
+        store = LanceStore(config.lance_uri)
+        todo, _ = Ledger(store).pending(listed)
+        embed = config.embed
+        stream = StreamingRun(
+            config,
+            "plain",
+            Plain(prepare_object_task, pool),
+            load_captioner(config.caption),
+            load_embedder(embed.model, embed.device, embed.batch_size),
+            [LanceSink(store)],
+            config.clip_stages(),
+            Plain(land_batch_task, pool),
+        )
+        result = stream.run(todo)
+        clips = sum(o.clips_landed for o in result.outcomes)
+        store.maintain_indexes(IndexPolicy(vector_index_min_rows=config.vector_index_min_rows))
     return {"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu, "clips": clips}
 
 
@@ -153,8 +158,7 @@ def main() -> None:
                     "workdir": str(tmp / name / "work"),
                     "max_workers": args.workers,
                     "cache": {"enabled": cache},
-                    # Copies of one video caption alike: allow it (this measures orchestration).
-                    "quality": {"data_docs": False, "max_shared_caption": 1_000_000},
+                    "quality": {"data_docs": False},
                 },
                 environ={},
             )

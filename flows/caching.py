@@ -1,8 +1,9 @@
-"""Cache keys and result storage for the stages a retried run should not redo.
+"""Cache keys and result storage for preparation, the stage a retried run should not redo.
 
 A key names everything the result depends on, and nothing else: the object version
-(bucket, key, ETag) or the decoded content, the stage configs (which carry the model
-names), and PIPELINE_VERSION (bumped when code changes results). The run id is not in it,
+(bucket, key, ETag), the configs of the object-level stages and of every clip stage in
+the run's stage list, in order (so a new stage is in the key without anyone listing it
+here), and PIPELINE_VERSION (bumped when code changes results). The run id is not in it,
 so a second run of the same work is served from the cache. `reprocess` means "compute
 again", so it turns caching off for that run.
 
@@ -23,10 +24,10 @@ from prefect.cache_policies import NO_CACHE, CacheKeyFnPolicy
 from pydantic import BaseModel
 
 from flows.config import PIPELINE_VERSION, RunConfig
-from storage.types import ObjectRef, ScoredClip
+from storage.types import ObjectRef
 
-# The stages inside prepare-object: their configs decide its result.
-PREPARE_STAGES = ("probe", "transitions", "clips", "keyframes", "aesthetic", "quality")
+# The object-level stages inside prepare-object; the clip stages come from `stages`.
+OBJECT_STAGES = ("probe", "transitions", "clips", "quality")
 
 
 def config_json(cfg: Any) -> str:
@@ -43,30 +44,15 @@ def prepare_key(obj: ObjectRef, config: RunConfig) -> str:
         obj.bucket,
         obj.key,
         obj.etag,
-        *(config_json(getattr(config, stage)) for stage in PREPARE_STAGES),
+        *(config_json(getattr(config, stage)) for stage in OBJECT_STAGES),
+        *(f"{name}={config_json(getattr(config, name))}" for name in config.stages),
     ):
         h.update(part.encode("utf-8") + b"\x00")
     return h.hexdigest()
 
 
-def caption_key(clips: list[ScoredClip], caption_config: Any) -> str:
-    """Content-addressed: the clips' spans and keyframe pixels, the captioner and its config."""
-    h = hashlib.sha256()
-    h.update(f"caption\x00{PIPELINE_VERSION}\x00{config_json(caption_config)}\x00".encode())
-    for clip in clips:
-        h.update(f"{clip.span.start_s:.3f}:{clip.span.end_s:.3f}\x00".encode())
-        for kf in clip.keyframes:
-            h.update(f"{kf.t:.6f}\x00".encode())
-            h.update(kf.image.tobytes())
-    return h.hexdigest()
-
-
 def prepare_cache_key_fn(_ctx: Any, inputs: dict[str, Any]) -> str:
     return prepare_key(inputs["obj"], inputs["config"])
-
-
-def caption_cache_key_fn(_ctx: Any, inputs: dict[str, Any]) -> str:
-    return caption_key(inputs["clips"], inputs["cfg"])
 
 
 def with_cache(task: Any, key_fn: Any, config: RunConfig) -> Any:

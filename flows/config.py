@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from quality.suites import QualityConfig
+from quality.config import QualityConfig
 from storage.s3 import S3Options
 from tasks.aesthetic import AestheticConfig
 from tasks.caption import CaptionConfig
@@ -26,7 +26,7 @@ from tasks.keyframes import KeyframeConfig
 from tasks.probe import ProbeConfig
 from tasks.transitions import TransitionConfig
 
-PIPELINE_VERSION = "capflow-0.2.0"
+PIPELINE_VERSION = "capflow-0.3.0"
 ENV_PREFIX = "CAPFLOW_"
 
 
@@ -45,6 +45,9 @@ class SourceConfig(BaseModel):
     until: datetime | None = None
     partition: int = Field(default=0, ge=0)
     partitions: int = Field(default=1, ge=1)
+    # Objects the ledger knows under these prefixes that are gone from the bucket lose
+    # their clips (Lance keeps old table versions: nothing is beyond recovery).
+    prune_missing: bool = True
 
     def all_prefixes(self) -> list[str]:
         return list(dict.fromkeys(self.prefixes)) if self.prefixes else [self.prefix]
@@ -94,10 +97,11 @@ class LimitsConfig(BaseModel):
 
     A Prefect slot costs ~1 s of API round trips per task on a 2-core box, and a waiting
     task sleeps for the server's Retry-After, which grows with the slots' past occupancy
-    (minutes, after a holder was killed): so within a process captioning is serialised by
-    a lock (flows/chunk.py) and the task runner's size is the CPU limit. Set these to share
-    GPUs, CPUs or the store between runs on a cluster: `gpu` = captioning tasks (one model
-    per accelerator), `cpu` = prepare-object tasks, `s3` = land-chunk tasks.
+    (minutes, after a holder was killed): so within a run captioning is one stream with
+    one model (flows/streaming.py) and the task runner's size is the CPU limit. Set these
+    to share GPUs, CPUs or the store between runs on a cluster: `gpu` = runs captioning at
+    once (one model per accelerator), `cpu` = prepare-object tasks, `s3` = land-batch
+    tasks.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -124,6 +128,22 @@ class CacheConfig(BaseModel):
     expiration_days: float = 7.0  # not reused after this; files stay until someone clears them
 
 
+DEFAULT_STAGES = ("keyframes", "aesthetic")
+
+
+class StreamConfig(BaseModel):
+    """How far preparation may run ahead of captioning: the buffer between them is
+    bounded in clips and in bytes of keyframes, so memory stays flat on a bucket of any
+    size. `land_after_s` lands finished objects that have waited this long even when fewer
+    than `chunk_objects` are ready, so a slow run keeps committing its progress."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_clips: int = Field(default=64, ge=1)
+    max_keyframe_mb: float = Field(default=512.0, gt=0)
+    land_after_s: float = Field(default=10.0, ge=0)
+    max_consecutive_caption_failures: int = Field(default=16, ge=1)
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     source: SourceConfig = SourceConfig()
@@ -132,7 +152,9 @@ class RunConfig(BaseModel):
     workdir: Path = Path("./capflow-work")
     reprocess: bool = False
     max_workers: int = 2  # threads, or local Dask workers / Ray CPUs
-    chunk_objects: int = 16  # objects whose clips are captioned in one batched call
+    chunk_objects: int = 16  # finished objects landed together (one commit per table)
+    stages: list[str] = Field(default_factory=lambda: list(DEFAULT_STAGES))  # per clip, in order
+    stream: StreamConfig = StreamConfig()
     runner: RunnerConfig = RunnerConfig()
     limits: LimitsConfig = LimitsConfig()
     cache: CacheConfig = CacheConfig()
@@ -148,6 +170,33 @@ class RunConfig(BaseModel):
 
     def lance_storage_options(self) -> dict[str, str] | None:
         return self.s3.lance_storage_options() if self.lance_uri.startswith("s3://") else None
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, names: list[str]) -> list[str]:
+        sections = {
+            name
+            for name, info in cls.model_fields.items()
+            if callable(getattr(info.annotation, "build", None))
+        }
+        unknown = [n for n in names if n not in sections]
+        if unknown:
+            raise ValueError(
+                f"unknown stage(s) {', '.join(unknown)}: stages are config sections that "
+                f"build a clip stage ({', '.join(sorted(sections))})"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError("a stage appears twice in `stages`")
+        return names
+
+    def clip_stages(self) -> list[Any]:
+        """The per-clip stages, in the order `stages` names them, built from their
+        sections; checked so every stage's inputs come from an earlier one."""
+        from tasks.stages import check_order
+
+        built = [getattr(self, name).build() for name in self.stages]
+        check_order(built, final_needs=("keyframes",))
+        return built
 
 
 def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:

@@ -1,10 +1,12 @@
 """The `curate` flow: new or changed objects under a prefix become landed, searchable clips.
 
-The ledger picks the objects (one S3 object at one ETag is the unit of work); they go
-through flows/chunk.py in chunks. Bad media becomes quarantine rows and the run goes on;
-infrastructure faults are retried by Prefect and, past the retries, leave the object
+The ledger picks the objects (one S3 object at one ETag is the unit of work), objects gone
+from the bucket are pruned from every sink, and the rest stream through preparation,
+captioning and landing at once (flows/streaming.py). Bad media becomes quarantine rows and
+the run goes on; infrastructure faults are retried and, past the retries, leave the object
 `failed` for the next run. The run fails at the end (after landing the good rows) when a
-batch-level quality check failed or too large a share of clips failed the gate.
+batch-level quality check failed, too large a share of clips failed the gate, or objects
+failed; index upkeep that fails is reported and never undoes what landed.
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import progress
-from flows.chunk import ChunkResult, ObjectOutcome, curate_chunk
-from flows.config import PIPELINE_VERSION, RunConfig
-from flows.limits import ensure_tag_limits
+from flows.caching import prepare_cache_key_fn, with_cache
+from flows.config import RunConfig
+from flows.landing import LanceSink, Outcome, land_batch_task, prune_missing
+from flows.limits import ensure_tag_limits, holding_slot
+from flows.prepare import prepare_object_task
 from flows.runners import make_task_runner
-from quality.gate import GateResult, build_data_docs
+from flows.streaming import StreamingRun, StreamResult
 from storage.lance_store import IndexPolicy, LanceStore
 from storage.ledger import Ledger, Status
-from storage.s3 import list_sources, make_client
+from storage.s3 import list_bucket, make_client
 
 AESTHETIC_BINS = [float(b) for b in range(11)]  # the 0-10 scale
 MOTION_BINS = [round(b / 10, 1) for b in range(11)]  # 0-1
@@ -49,6 +53,7 @@ class RunReport:
     quarantined: int = 0
     skipped: int = 0
     failed: int = 0
+    pruned: int = 0  # objects gone from the bucket whose rows were removed
     clips_landed: int = 0
     rows_quarantined: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
@@ -56,6 +61,9 @@ class RunReport:
     clips_failed_gate: int = 0
     checks: dict[str, list[int]] = field(default_factory=dict)  # name -> [evaluated, failed]
     batch_errors: list[str] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)  # why objects failed
+    stopped: str = ""  # why the run stopped early, if it did
+    index_error: str = ""  # index upkeep failed (what landed stays landed)
     data_docs: str | None = None
     funnel: dict[str, int] = field(default_factory=dict)  # clips left after each stage
     stage_seconds: dict[str, float] = field(default_factory=dict)  # summed over objects
@@ -63,6 +71,8 @@ class RunReport:
     motion_hist: list[int] = field(default_factory=list)  # landed clips per MOTION_BINS
     caption_words: dict[str, float] = field(default_factory=dict)  # min/median/mean/max
     caption_s_per_clip: float = 0.0  # captioning device-seconds per landed clip
+    peak_buffer_clips: int = 0
+    peak_buffer_mb: float = 0.0
     clips_per_s: float = 0.0
     wall_s: float = 0.0
 
@@ -70,16 +80,20 @@ class RunReport:
     def reconciles(self) -> bool:
         return self.seen == self.landed + self.quarantined + self.skipped + self.failed
 
-    def add_gate(self, gate: GateResult) -> None:
-        for name, n in gate.evaluated.items():
-            counts = self.checks.setdefault(name, [0, 0])
-            counts[0] += n
-            counts[1] += gate.failures.get(name, 0)
-
-    def add_chunk(self, result: ChunkResult) -> None:
-        self.funnel = dict(Counter(self.funnel) + result.funnel)
-        seconds = Counter(self.stage_seconds) + Counter(result.seconds)
-        self.stage_seconds = {k: round(v, 3) for k, v in seconds.items()}
+    def add_stream(self, result: StreamResult) -> None:
+        self.funnel = dict(result.funnel)
+        self.stage_seconds = {k: round(v, 3) for k, v in result.seconds.items()}
+        self.checks = {k: list(v) for k, v in result.checks.items()}
+        for landed in result.landed:
+            self.clips_gated += landed.clips_gated
+            self.clips_failed_gate += landed.clips_failed_gate
+            if landed.batch_error:
+                self.batch_errors.append(landed.batch_error)
+        for outcome in result.outcomes:
+            self.add_outcome(outcome)
+        self.stopped = result.stopped
+        self.peak_buffer_clips = result.peak_buffer_clips
+        self.peak_buffer_mb = result.peak_buffer_mb
 
     def summarise_landed(self, landed: list[dict[str, float]]) -> None:
         """Histograms and caption statistics over the clips that landed."""
@@ -96,9 +110,13 @@ class RunReport:
             device_s = sum(m["caption_seconds"] for m in landed)
             self.caption_s_per_clip = round(device_s / len(words), 4)
 
-    def add_outcome(self, outcome: ObjectOutcome) -> None:
-        self.landed += outcome.status == "landed"
-        self.quarantined += outcome.status == "quarantined"
+    def add_outcome(self, outcome: Outcome) -> None:
+        self.landed += outcome.status == Status.DONE
+        self.quarantined += outcome.status == Status.QUARANTINED
+        self.failed += outcome.status == Status.FAILED
+        if outcome.status == Status.FAILED:
+            cause = outcome.error.split(":", 1)[0] or "unknown"
+            self.failures[cause] = self.failures.get(cause, 0) + 1
         self.clips_landed += outcome.clips_landed
         self.rows_quarantined += len(outcome.reasons)
         self.reasons = dict(Counter(self.reasons) + Counter(outcome.reasons))
@@ -135,11 +153,12 @@ def report_markdown(report: RunReport) -> str:
     lines = [
         f"# capflow run `{report.run_id}`",
         "",
-        "| objects seen | landed | quarantined | skipped | failed | clips landed "
+        "| objects seen | landed | quarantined | skipped | failed | pruned | clips landed "
         "| rows quarantined |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
         f"| {report.seen} | {report.landed} | {report.quarantined} | {report.skipped} "
-        f"| {report.failed} | {report.clips_landed} | {report.rows_quarantined} |",
+        f"| {report.failed} | {report.pruned} | {report.clips_landed} "
+        f"| {report.rows_quarantined} |",
         "",
         "| quarantine reason | rows |",
         "|---|---|",
@@ -180,6 +199,11 @@ def report_markdown(report: RunReport) -> str:
     if report.data_docs:
         lines.append(f"Data Docs: [{report.data_docs}]({report.data_docs})")
     lines += [f"Batch rejected: {md_text(e)}" for e in report.batch_errors]
+    lines += [f"Failed: {n} x {md_text(cause)}" for cause, n in sorted(report.failures.items())]
+    if report.stopped:
+        lines.append(f"Stopped early: {md_text(report.stopped)}")
+    if report.index_error:
+        lines.append(f"Index upkeep failed (the rows landed): {md_text(report.index_error)}")
     lines.append(
         f"Wall time {report.wall_s:.1f} s, {report.clips_per_s:.2f} clips/s. "
         f"Counts reconcile: {report.reconciles}."
@@ -206,62 +230,86 @@ def curate(config: RunConfig) -> dict[str, Any]:
     started = time.monotonic()
     ctx = FlowRunContext.get()
     run_id = str(ctx.flow_run.id) if ctx and ctx.flow_run else uuid.uuid4().hex
-    ensure_tag_limits(config.limits.as_tags())
+    limits = config.limits.as_tags()
+    ensure_tag_limits(limits)
+    stages = config.clip_stages()
+    # Models load once, before any object is touched: a missing model is one clear error.
+    from tasks.caption import load_captioner
+    from tasks.embed import load_embedder
+
+    captioner = load_captioner(config.caption)
+    embedder = load_embedder(config.embed.model, config.embed.device, config.embed.batch_size)
     src = config.source
     client = make_client(config.s3.options())
-    listed = list_sources(
+    listing = list_bucket(
         client, src.bucket, src.all_prefixes(), src.since, src.until, src.partition, src.partitions
     )
-    ledger = Ledger(LanceStore(config.lance_uri, config.lance_storage_options()))
+    listed = listing.selected
+    store = LanceStore(config.lance_uri, config.lance_storage_options())
+    ledger = Ledger(store)
+    sinks = [LanceSink(store)]
+    report = RunReport(run_id=run_id, seen=len(listed))
+    if src.prune_missing:
+        known = ledger.entries(src.bucket)
+        gone = listing.missing(known, src.all_prefixes(), src.partition, src.partitions)
+        prune_missing(sinks, ledger, [(src.bucket, k) for k in gone])
+        report.pruned = len(gone)
+        if gone:
+            logger.info("pruned %d object(s) no longer in the bucket", len(gone))
     todo, skipped = ledger.pending(listed, reprocess=config.reprocess)
+    report.skipped = len(skipped)
     logger.info(
         "%d object(s) listed, %d new or changed, %d skipped", len(listed), len(todo), len(skipped)
     )
     progress.emit("planned", str(len(todo)))
-    report = RunReport(run_id=run_id, seen=len(listed), skipped=len(skipped))
-    landed: list[dict[str, float]] = []  # per landed clip: what the histograms are made of
-    size = max(1, config.chunk_objects)
-    for first in range(0, len(todo), size):
-        chunk = todo[first : first + size]
-        result = curate_chunk(chunk, config, run_id)
-        report.add_chunk(result)
-        landed += result.landed
-        for gate in result.gates:
-            report.add_gate(gate)
-            if "clip_id_present" in gate.evaluated:
-                report.clips_gated += len(gate.passed) + len(gate.failed)
-                report.clips_failed_gate += len(gate.failed)
-        if result.batch_error:
-            report.batch_errors.append(result.batch_error)
-        for obj, outcome in zip(chunk, result.outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                logger.error("object %s failed: %s", obj.uri, outcome)
-                ledger.record(obj, Status.FAILED, run_id, PIPELINE_VERSION, error=str(outcome))
-                progress.emit("finished", f"failed {obj.uri}")
-                report.failed += 1
-            else:
-                report.add_outcome(outcome)
+    prepare = with_cache(prepare_object_task, prepare_cache_key_fn, config)
+    if "cpu" in limits:
+        prepare = prepare.with_options(tags=["cpu"])
+    land = land_batch_task.with_options(tags=["s3"]) if "s3" in limits else land_batch_task
+    streaming = StreamingRun(config, run_id, prepare, captioner, embedder, sinks, stages, land)
+    with holding_slot("gpu", limits):  # one run per accelerator, when limits.gpu is set
+        result = streaming.run(todo)
+    report.add_stream(result)
     if report.clips_landed:
-        store = LanceStore(config.lance_uri, config.lance_storage_options())
-        created = store.maintain_indexes(
-            IndexPolicy(vector_index_min_rows=config.vector_index_min_rows)
-        )
-        if created:
-            logger.info("created indexes on %s", ", ".join(created))
-    out = Path(config.workdir)
-    if config.quality.data_docs and report.checks:
-        report.data_docs = build_data_docs(out / "data_docs" / run_id)
-    report.summarise_landed(landed)
-    report.wall_s = round(time.monotonic() - started, 2)
-    report.clips_per_s = round(report.clips_landed / report.wall_s, 3) if report.wall_s else 0.0
-    (out / "reports").mkdir(parents=True, exist_ok=True)
-    result = asdict(report)
-    (out / "reports" / f"{run_id}.json").write_text(json.dumps(result, indent=2))
-    create_markdown_artifact(report_markdown(report), key="capflow-run-report")
+        try:
+            created = store.maintain_indexes(
+                IndexPolicy(vector_index_min_rows=config.vector_index_min_rows)
+            )
+            if created:
+                logger.info("created indexes on %s", ", ".join(created))
+        except Exception as e:  # upkeep is for speed; the rows are already committed
+            report.index_error = f"{type(e).__name__}: {e}"[:500]
+            logger.warning("index upkeep failed; the run's rows stay landed: %s", e)
+    _finish_report(report, result, config, started)
     verdict = _quality_verdict(report, config.quality.max_failed_fraction)
     if verdict:
         raise QualityGateFailed(verdict)
-    return result
+    return asdict(report)
+
+
+def _finish_report(
+    report: RunReport, result: StreamResult, config: RunConfig, started: float
+) -> None:
+    """Histograms, Data Docs, the JSON report and the run's artifact, each where it can
+    be written: a store that failed mid-run must not cost the report too."""
+    logger = get_run_logger()
+    out = Path(config.workdir)
+    if config.quality.data_docs and report.checks:
+        try:
+            from quality.gate import build_data_docs
+
+            report.data_docs = build_data_docs(out / "data_docs" / report.run_id)
+        except OSError as e:
+            logger.warning("Data Docs could not be written: %s", e)
+    report.summarise_landed([m for landed in result.landed for m in landed.metrics])
+    report.wall_s = round(time.monotonic() - started, 2)
+    report.clips_per_s = round(report.clips_landed / report.wall_s, 3) if report.wall_s else 0.0
+    try:
+        (out / "reports").mkdir(parents=True, exist_ok=True)
+        (out / "reports" / f"{report.run_id}.json").write_text(json.dumps(asdict(report), indent=2))
+    except OSError as e:
+        logger.error("the run report could not be written to %s: %s", out / "reports", e)
+    create_markdown_artifact(report_markdown(report), key="capflow-run-report")
 
 
 def run_curate(config: RunConfig) -> dict[str, Any]:

@@ -1,17 +1,23 @@
-"""One local video through the stages, outside any flow: `capflow caption` and friends."""
+"""One local video through the same stages as the pipeline, outside any flow.
+
+`capflow caption`, `capflow score` and `capflow detect` take the whole video as one clip
+and run the run config's stage list on it (`measure`: every stage runs and says its
+verdict, none stops the others), so a stage added to the list shows up here too.
+"""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from flows.config import RunConfig
-from storage.types import ClipSpan, Keyframe, ProbeInfo, Rejection, ScoredClip
-from tasks.aesthetic import aggregate, make_scorer
-from tasks.caption import caption_clips, load_captioner
-from tasks.keyframes import extract_keyframes
+from flows.prepare import frame_step
+from storage.records import ClipRecord, VideoRecord
+from storage.types import ClipSpan, ObjectRef, ProbeInfo, Rejection, RejectReason, ShotAnalysis
 from tasks.probe import probe_video
-from tasks.transitions import ShotAnalysis, analyse_shots
+from tasks.stages import run_stages
+from tasks.transitions import analyse_shots
 
 
 class StageRejected(Exception):
@@ -31,62 +37,70 @@ def probe_and_analyse(path: Path, config: RunConfig) -> tuple[ProbeInfo, ShotAna
     return probe, analysis
 
 
-def frame_step(times: list[float]) -> float:
-    """The mean frame duration: where the last frame ends."""
-    return (times[-1] - times[0]) / max(1, len(times) - 1)
-
-
-def whole_video_clip(path: Path, config: RunConfig) -> tuple[ClipSpan, ProbeInfo]:
-    """The whole video as one clip, with its motion track (for the describer)."""
+def whole_video(path: Path, config: RunConfig) -> ClipRecord:
+    """The whole video as one clip (with its motion track, for the describer), through
+    every stage of the run config's list."""
     probe, analysis = probe_and_analyse(path, config)
     times = analysis.times
-    step = frame_step(times)
     track = tuple((t, v[0], v[1]) for t, v in zip(times, analysis.velocity, strict=True))
     motion = sum(analysis.motion) / len(analysis.motion)
-    return ClipSpan(0, times[0], times[-1] + step, round(motion, 5), track), probe
+    span = ClipSpan(0, times[0], times[-1] + frame_step(times), round(motion, 5), track)
+    local = ObjectRef("local", str(path), "", Path(path).stat().st_size, _mtime(path))
+    video = VideoRecord(local, path=Path(path), probe=probe, transitions=analysis.transitions)
+    clip = video.add_clip(span, len(times))
+    run_stages(clip, config.clip_stages(), measure=True)
+    if not clip.keyframes:  # nothing to show or caption without them
+        raise StageRejected(
+            clip.rejection or Rejection("keyframes", RejectReason.DECODE_FAILED, "no keyframes")
+        )
+    return clip
 
 
-def whole_video_keyframes(path: Path, config: RunConfig) -> tuple[ClipSpan, list[Keyframe]]:
-    """The whole video as one clip, and its keyframes by the configured policy."""
-    clip, probe = whole_video_clip(path, config)
-    keyframes = extract_keyframes(path, probe, clip, config.keyframes)
-    if isinstance(keyframes, Rejection):
-        raise StageRejected(keyframes)
-    return clip, keyframes
+def _mtime(path: Path) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(Path(path).stat().st_mtime, UTC)
 
 
 def caption_video(path: Path, config: RunConfig) -> dict[str, Any]:
     """Caption a whole local video; the JSON shape `capflow caption --json` prints."""
-    clip, keyframes = whole_video_keyframes(path, config)
-    captioner = load_captioner(config.caption)
-    [result] = caption_clips([ScoredClip(clip, keyframes, 0.0, "none")], captioner)
+    from tasks.caption import caption_clips, load_captioner
+
+    clip = whole_video(path, config)
+    clip.rejection = None  # a filter's verdict does not stop a caption asked for by hand
+    [result] = caption_clips([clip], load_captioner(config.caption))
     if isinstance(result, Rejection):
         raise StageRejected(result)
     return {
         "mode": result.mode,
         "captioner": result.model,
-        "keyframes": [{"t": k.t} for k in keyframes],
+        "keyframes": [{"t": k.t} for k in clip.keyframes],
         "differential_captions": [{"t": d.t, "text": d.text} for d in result.differential],
         "caption": result.text,
     }
 
 
 def score_video(path: Path, config: RunConfig) -> dict[str, Any]:
-    """Keyframes of a whole local video and their scores; `capflow score --json`'s shape."""
-    _, keyframes = whole_video_keyframes(path, config)
-    scorer = make_scorer(config.aesthetic)
-    scores = scorer.score(keyframes)
+    """Every stage's scores and verdict on a whole local video; `capflow score --json`'s
+    shape (the aesthetic stage also scores each keyframe)."""
+    clip = whole_video(path, config)
+    per_keyframe = clip.notes.get("aesthetic", [])
     return {
-        "scorer": scorer.name,
-        "clip_score": round(aggregate(scores, config.aesthetic.aggregate), 4),
-        "keyframes": [{"t": k.t, "score": s} for k, s in zip(keyframes, scores, strict=True)],
+        "scorer": clip.scores.get("aesthetic_scorer"),
+        "clip_score": round(float(clip.scores.get("aesthetic_score") or 0.0), 4),
+        "keyframes": [
+            {"t": k.t, **({"score": s} if s is not None else {})}
+            for k, s in zip(
+                clip.keyframes, per_keyframe or [None] * len(clip.keyframes), strict=True
+            )
+        ],
+        "scores": dict(clip.scores),
+        "verdicts": clip.notes.get("verdicts", {}),
     }
 
 
 def detect_video(video: str, config: RunConfig) -> dict[str, Any]:
     """`capflow detect --json`'s shape for a local path or an s3://bucket/key URL."""
-    import tempfile
-
     from tasks.clips import shot_ranges
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,7 +140,6 @@ def detect_video(video: str, config: RunConfig) -> dict[str, Any]:
 
 def _download_url(url: str, dest: Path, config: RunConfig) -> Path:
     from storage.s3 import download_object, make_client
-    from storage.types import ObjectRef
 
     bucket, _, key = url.removeprefix("s3://").partition("/")
     client = make_client(config.s3.options())

@@ -1,8 +1,10 @@
 """Rows to the DataFrames the suites read: the stored columns plus derived ones.
 
 Derived columns turn per-row facts that GX cannot compute itself (word counts, ordering
-of nested lists, embedding norms, how many rows of the batch share a caption) into plain
-columns, so every check is a GX expectation and shows in Data Docs.
+of nested lists, embedding norms, how many clips of one source video share a caption) into
+plain columns, so every check is a GX expectation and shows in Data Docs. No derived
+column depends on which other objects share the batch: a clip's fate is the same whatever
+the batch sizes, partitions or resume points of a run.
 """
 
 from __future__ import annotations
@@ -47,7 +49,10 @@ def inert_text(text: str) -> str:
 
 def clip_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     captions = [r.get("caption") for r in rows]
-    shared = Counter(c.strip().lower() for c in captions if c)
+    # A model stuck on one caption shows as many clips of one video saying the same thing;
+    # byte-identical uploads under other keys are duplicates, not a stuck model.
+    sources = [r.get("source") or r.get("key") for r in rows]
+    shared = Counter((s, c.strip().lower()) for s, c in zip(sources, captions, strict=True) if c)
     stats = [_embedding_stats(r.get("text_embedding")) for r in rows]
     return pd.DataFrame(
         {
@@ -60,7 +65,10 @@ def clip_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
             "caption": [inert_text(c) if c else c for c in captions],
             "caption_words": [len(c.split()) if c else 0 for c in captions],
             "caption_repetition": [r.get("caption_repetition", 0.0) for r in rows],
-            "caption_shared_by": [shared[c.strip().lower()] if c else 0 for c in captions],
+            "caption_shared_by": [
+                shared[(s, c.strip().lower())] if c else 0
+                for s, c in zip(sources, captions, strict=True)
+            ],
             "differential_ok": [
                 _increasing([d["t"] for d in r.get("differential_captions") or []]) for r in rows
             ],

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import great_expectations.expectations as gxe
 
+from quality.config import QualityConfig
+
 # Assistant boilerplate and refusals: a caption like this describes the model, not the video.
 BOILERPLATE = [
     r"(?i)\bas an ai\b",
@@ -23,30 +25,6 @@ BOILERPLATE = [
 STOCK_OPENER = (
     r"(?i)^\s*(?:in\s+)?(?:this|the)\s+(?:video|clip|footage)\s+(?:shows|depicts|features)"
 )
-
-
-@dataclass(frozen=True)
-class QualityConfig:
-    # sources
-    min_width: int = 64
-    min_height: int = 64
-    min_fps: float = 5.0
-    max_fps: float = 240.0
-    min_source_s: float = 0.5
-    max_source_s: float = 4 * 3600.0
-    # clips
-    min_clip_s: float = 0.5
-    max_clip_s: float = 600.0
-    # captions
-    min_caption_words: int = 5
-    max_caption_words: int = 1500
-    max_repetition: float = 0.5  # share of repeated word 3-grams
-    max_shared_caption: int = 3  # clips in one batch allowed the same caption text
-    # embeddings
-    norm_tolerance: float = 1e-3
-    # the run
-    max_failed_fraction: float = 0.5  # more than this share of gated clips failing fails the run
-    data_docs: bool = True
 
 
 @dataclass(frozen=True)

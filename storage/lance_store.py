@@ -1,63 +1,86 @@
-"""The LanceDB store: clips, quarantine and ledger tables, upserts and similarity search.
+"""The LanceDB store: the tables of storage/schema.py, upserts, set replacement, search.
 
-Writes are `merge_insert` upserts on a deterministic id, each batch deduplicated first:
-Lance rejects (or, in older versions, mis-handles) a batch in which two source rows match
-one key, and two concurrent merges that both insert the same new key can both commit
-(lance #4585, lancedb #3377), so a table has one writer at a time: a thread lock within a
-process and, for a local database, an advisory file lock across processes (two backfills
-at once on one box). On object storage there is no file to lock; there the deployments'
-concurrency limit keeps one run writing at a time (flows/deployments.py).
+Writes are `merge_insert` upserts on each table's key, every batch deduplicated first
+(Lance rejects a batch in which two source rows match one key). The key is the table's
+unenforced primary key, which makes Lance detect two concurrent merges that insert the
+same new key (lance #4585): the later one retries against the winner's commit instead of
+committing a second copy. That holds for any number of processes on a local folder and on
+object storage alike (tests/storage/test_concurrent_writers.py races processes against
+SeaweedFS), and a killed writer holds nothing that others must wait out. Threads of one
+process still take turns per table, so they do not spend commits conflicting.
+
+`write(..., replace=...)` replaces whole sets in one commit: rows of the named objects that
+the batch does not carry are deleted by the same merge that inserts the new ones, so a
+reader sees the old clip set or the new one, never a mix, and never both.
 """
 
 from __future__ import annotations
 
-import fcntl
+import logging
+import random
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lancedb
 import pyarrow as pa
 from lancedb.index import FTS, IvfHnswSq
 
 from storage import schema
+from storage.schema import PRIMARY_KEY_META, SchemaMismatch, Table
+
+log = logging.getLogger(__name__)
 
 _WRITE_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
-
-
-LOCK_DIR = ".capflow-locks"  # inside a local database folder; LanceDB ignores it
-
-
-def _is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
+T = TypeVar("T")
 
 
 @contextmanager
-def _write_lock(uri: str, table: str) -> Iterator[None]:
-    """The one writer of `table`: threads of this process, then processes on this box."""
+def _write_turn(uri: str, table: str) -> Iterator[None]:
+    """Threads of this process write a table one at a time (correctness across processes
+    comes from the primary key, not from here)."""
     with _LOCKS_GUARD:
-        thread_lock = _WRITE_LOCKS.setdefault((uri, table), threading.Lock())
-    with thread_lock:
-        if not _is_local(uri):
-            yield
-            return
-        folder = Path(uri.removeprefix("file://")) / LOCK_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / f"{table}.lock", "a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the handle closes, or on death
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        lock = _WRITE_LOCKS.setdefault((uri, table), threading.Lock())
+    with lock:
+        yield
 
 
 def sql_str(value: str) -> str:
     """A SQL string literal for a LanceDB predicate; keys are data, so quotes are escaped."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def objects_predicate(objects: Sequence[tuple[str, str]]) -> str:
+    """Rows of these (bucket, key) objects."""
+    by_bucket: dict[str, list[str]] = {}
+    for bucket, key in objects:
+        by_bucket.setdefault(bucket, []).append(key)
+    return " OR ".join(
+        f"(bucket = {sql_str(b)} AND key IN ({', '.join(sql_str(k) for k in keys)}))"
+        for b, keys in by_bucket.items()
+    )
+
+
+def is_retryable(error: Exception) -> bool:
+    """What Lance itself calls retryable: a commit that lost a race it could not rebase."""
+    text = str(error)
+    return "Retryable commit conflict" in text or "CommitConflict" in text
+
+
+def with_retries(fn: Callable[[], T], attempts: int = 6, base_s: float = 0.2) -> T:
+    """fn(), again on Lance's retryable commit conflicts, with jittered backoff."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except (RuntimeError, OSError, ValueError) as e:
+            if attempt == attempts - 1 or not is_retryable(e):
+                raise
+            time.sleep(base_s * 2**attempt * (0.5 + random.random()))  # noqa: S311
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -73,6 +96,16 @@ class SearchHit:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Replace:
+    """Replace these objects' rows: rows of them the batch does not carry are deleted."""
+
+    objects: tuple[tuple[str, str], ...]  # (bucket, key)
+
+    def predicate(self) -> str:
+        return objects_predicate(self.objects)
 
 
 class LanceStore:
@@ -97,34 +130,95 @@ class LanceStore:
             return None
         return self.db.open_table(name)
 
-    def _table_for_write(self, name: str, table_schema: pa.Schema) -> Any:
-        return self.db.create_table(name, schema=table_schema, exist_ok=True)
+    # -- writes --------------------------------------------------------------------------
 
-    def upsert(
-        self, name: str, table_schema: pa.Schema, key: str, rows: Sequence[dict[str, Any]]
+    def _table_for_write(self, spec: Table, target: pa.Schema) -> Any:
+        """The table, created with its primary key, or brought up to `target`: missing
+        columns are added (nulls for old rows), the primary key is set if an older
+        capflow made the table without one. A column whose type cannot take the rows'
+        values is an error that says what to do."""
+
+        def open_or_create() -> Any:
+            try:
+                return self.db.open_table(spec.name)
+            except ValueError as e:
+                if "not found" not in str(e):
+                    raise
+            try:
+                return self.db.create_table(spec.name, schema=target)
+            except ValueError as e:  # another writer created it first
+                if "already exists" not in str(e):
+                    raise
+                return self.db.open_table(spec.name)
+
+        table = with_retries(open_or_create)
+        have = table.schema
+        missing = [f for f in target if f.name not in have.names]
+        if missing:
+            names = ", ".join(f.name for f in missing)
+            log.info("schema evolution: adding column(s) %s to table %s", names, spec.name)
+            with_retries(lambda: table.add_columns(missing))
+        if PRIMARY_KEY_META not in (table.schema.field(spec.key).metadata or {}):
+            with_retries(lambda: table.set_unenforced_primary_key(spec.key))
+        have = table.schema if missing else have
+        for f in target:
+            current = have.field(f.name).type
+            if current != f.type and not _castable(f.type, current):
+                raise SchemaMismatch(
+                    f"table {spec.name!r} column {f.name!r} is {current}, the rows have "
+                    f"{f.type}: write to a new lance_uri (or drop the table) to change it"
+                )
+        return table
+
+    def write(
+        self,
+        spec: Table,
+        rows: Sequence[Any],
+        dims: Mapping[str, int | None] | None = None,
+        extra: Sequence[pa.Field] = (),
+        replace: Replace | None = None,
     ) -> int:
-        """Insert or update rows by `key`; returns the number of distinct keys written."""
-        if not rows:
+        """Upsert `rows` (row dataclasses or mappings) by the table's key, in one commit;
+        with `replace`, that commit also deletes the replaced objects' rows not in `rows`.
+        Returns the number of distinct keys written."""
+        records = {}
+        for row in rows:
+            record = spec.record(row)
+            records[record[spec.key]] = record  # the last write of a key wins
+        if not records and not (replace and replace.objects):
             return 0
-        unique = list({r[key]: r for r in rows}.values())  # last write of a key wins
-        with _write_lock(self.uri, name):
-            table = self._table_for_write(name, table_schema)
-            # The table's own schema rules: it was fixed by the run that created it.
-            data = pa.Table.from_pylist(unique, schema=table.schema)
-            (
-                table.merge_insert(key)
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .execute(data)
+        target = spec.schema(dims, extra)
+        unknown = sorted({k for r in records.values() for k in r} - set(target.names))
+        if unknown:
+            raise SchemaMismatch(
+                f"rows for table {spec.name!r} have column(s) {', '.join(unknown)} that its "
+                "definition (storage/schema.py) lacks"
             )
-        return len(unique)
+        with _write_turn(self.uri, spec.name):
+            table = self._table_for_write(spec, target)
+            data = _arrow(list(records.values()), table.schema, spec.name)
+
+            def merge() -> None:
+                builder = (
+                    table.merge_insert(spec.key)
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                )
+                if replace and replace.objects:
+                    builder = builder.when_not_matched_by_source_delete(replace.predicate())
+                builder.execute(data)
+
+            with_retries(merge)
+        return len(records)
 
     def delete(self, name: str, predicate: str) -> None:
         table = self.open_table(name)
         if table is None:
             return
-        with _write_lock(self.uri, name):
-            table.delete(predicate)
+        with _write_turn(self.uri, name):
+            with_retries(lambda: table.delete(predicate))
+
+    # -- reads ---------------------------------------------------------------------------
 
     def count(self, name: str, predicate: str | None = None) -> int:
         table = self.open_table(name)
@@ -132,50 +226,50 @@ class LanceStore:
             return 0
         return int(table.count_rows(predicate))
 
-    def rows(self, name: str, predicate: str | None = None) -> list[dict[str, Any]]:
+    def rows(
+        self, name: str, predicate: str | None = None, columns: list[str] | None = None
+    ) -> list[dict[str, Any]]:
         table = self.open_table(name)
         if table is None:
             return []
         query = table.search()
         if predicate:
             query = query.where(predicate)
+        if columns:
+            query = query.select(columns)
         return list(query.limit(None).to_list())
 
     # -- clips ---------------------------------------------------------------------------
 
     def upsert_clips(
-        self, rows: Sequence[dict[str, Any]], embedding_dim: int, image_dim: int | None = None
+        self, rows: Sequence[Any], embedding_dim: int, image_dim: int | None = None
     ) -> int:
-        table_schema = schema.clips_schema(embedding_dim, image_dim)
-        return self.upsert(schema.CLIPS, table_schema, "clip_id", rows)
+        dims = {"embedding_dim": embedding_dim, "image_dim": image_dim}
+        return self.write(schema.CLIPS_TABLE, rows, dims)
+
+    def clip_ids_of(self, objects: Sequence[tuple[str, str]]) -> set[str]:
+        """The clip ids that these (bucket, key) objects have in the table now."""
+        if not objects:
+            return set()
+        rows = self.rows(schema.CLIPS, objects_predicate(objects), ["clip_id"])
+        return {r["clip_id"] for r in rows}
 
     def delete_other_versions(self, bucket: str, key: str, keep_etag: str) -> None:
-        """Drop clips of earlier versions of an object once the new version has landed."""
-        self.delete_superseded([(bucket, key, keep_etag)])
-
-    def delete_superseded(self, current: Sequence[tuple[str, str, str]]) -> None:
-        """delete_other_versions for many (bucket, key, current ETag) at once: one commit."""
-        if not current:
-            return
+        """Drop clips of earlier versions of an object."""
         self.delete(
             schema.CLIPS,
-            " OR ".join(
-                f"(bucket = {sql_str(b)} AND key = {sql_str(k)} AND etag != {sql_str(e)})"
-                for b, k, e in current
-            ),
+            f"bucket = {sql_str(bucket)} AND key = {sql_str(key)} AND etag != {sql_str(keep_etag)}",
         )
 
-    def upsert_caption_versions(self, rows: Sequence[dict[str, Any]]) -> int:
-        return self.upsert(
-            schema.CAPTION_VERSIONS, schema.CAPTION_VERSIONS_SCHEMA, "version_id", rows
-        )
+    def upsert_caption_versions(self, rows: Sequence[Any]) -> int:
+        return self.write(schema.CAPTION_VERSIONS_TABLE, rows)
 
     def clip(self, clip_id: str) -> dict[str, Any] | None:
         rows = self.rows(schema.CLIPS, f"clip_id = {sql_str(clip_id)}")
         return rows[0] if rows else None
 
-    def upsert_quarantine(self, rows: Sequence[dict[str, Any]]) -> int:
-        return self.upsert(schema.QUARANTINE, schema.QUARANTINE_SCHEMA, "quarantine_id", rows)
+    def upsert_quarantine(self, rows: Sequence[Any]) -> int:
+        return self.write(schema.QUARANTINE_TABLE, rows)
 
     def search(
         self,
@@ -224,33 +318,58 @@ class LanceStore:
 
     def maintain_indexes(self, policy: IndexPolicy) -> list[str]:
         """Create what is missing once the table is big enough, then fold new rows into
-        existing indexes (`optimize`). Returns the names of indexes created now."""
+        existing indexes (`optimize`). Returns the names of indexes created now.
+
+        Reads the indexes inside this process's write turn on a fresh handle, and redoes
+        a step that lost a race to another writer (Lance calls that retryable): the
+        other writer's new index is then simply there."""
+        with _write_turn(self.uri, schema.CLIPS):
+            return with_retries(lambda: self._maintain(policy))
+
+    def _maintain(self, policy: IndexPolicy) -> list[str]:
         table = self.open_table(schema.CLIPS)
         if table is None:
             return []
         created = []
         existing = {i.columns[0] for i in table.list_indices()}
         rows = table.count_rows()
-        with _write_lock(self.uri, schema.CLIPS):
-            if "caption" not in existing:
-                table.create_index("caption", config=FTS())
-                created.append("caption")
-            vector_columns = [
-                f.name
-                for f in table.schema
-                if pa.types.is_fixed_size_list(f.type) and f.name.endswith("embedding")
-            ]
-            for column in vector_columns:
-                if column in existing or rows < policy.vector_index_min_rows:
-                    continue
-                partitions = max(1, rows // policy.rows_per_partition)
-                table.create_index(
-                    column, config=IvfHnswSq(distance_type="cosine", num_partitions=partitions)
-                )
-                created.append(column)
-            if existing:
-                table.optimize()
+        if "caption" not in existing:
+            table.create_index("caption", config=FTS())
+            created.append("caption")
+        vector_columns = [
+            f.name
+            for f in table.schema
+            if pa.types.is_fixed_size_list(f.type) and f.name.endswith("embedding")
+        ]
+        for column in vector_columns:
+            if column in existing or rows < policy.vector_index_min_rows:
+                continue
+            partitions = max(1, rows // policy.rows_per_partition)
+            table.create_index(
+                column, config=IvfHnswSq(distance_type="cosine", num_partitions=partitions)
+            )
+            created.append(column)
+        if existing:
+            table.optimize()
         return created
+
+
+def _castable(want: pa.DataType, have: pa.DataType) -> bool:
+    """Whether values of type `want` can be stored in a column of type `have`."""
+    if pa.types.is_list(have) and pa.types.is_fixed_size_list(want):
+        return want.value_type == have.value_type  # a sized vector into a plain list
+    if pa.types.is_fixed_size_list(have) and pa.types.is_list(want):
+        return want.value_type == have.value_type  # nulls, or lists of the right size
+    numeric = (pa.types.is_integer, pa.types.is_floating)
+    return any(f(want) and f(have) for f in numeric)
+
+
+def _arrow(records: list[dict[str, Any]], table_schema: pa.Schema, name: str) -> pa.Table:
+    """The batch in the table's own schema (columns the rows lack are null)."""
+    try:
+        return pa.Table.from_pylist(records, schema=table_schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise SchemaMismatch(f"rows for table {name!r} do not fit its schema: {e}") from e
 
 
 HIT_COLUMNS = (
@@ -291,6 +410,6 @@ def _hit(r: dict[str, Any]) -> SearchHit:
         end_s=float(r["end_s"]),
         score=round(score, 6),
         caption=r["caption"],
-        aesthetic_score=float(r["aesthetic_score"]),
+        aesthetic_score=float(r["aesthetic_score"] or 0.0),
         caption_model=r["caption_model"],
     )

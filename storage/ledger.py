@@ -4,7 +4,8 @@ One row per (bucket, key) holding the last ETag seen and its status. An object i
 when its listed ETag equals the ledger's and the status is final (`done` or
 `quarantined`); a `failed` object (an infrastructure fault) is tried again. The status is
 written only after the object's rows are committed, so a crash leaves it not-done and the
-next run redoes it; upserts by deterministic id make the redo land exactly once.
+next run redoes it; upserts by deterministic id make the redo land exactly once. An object
+gone from the bucket loses its row here last, after its clips (flows/landing.prune).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from storage import schema
-from storage.lance_store import LanceStore, sql_str
+from storage.lance_store import LanceStore, objects_predicate, sql_str
+from storage.schema import LedgerRow
 from storage.types import ObjectRef, stable_id
 
 
@@ -44,10 +46,13 @@ class Ledger:
     def __init__(self, store: LanceStore) -> None:
         self.store = store
 
+    def entries(self, bucket: str) -> dict[str, dict[str, object]]:
+        """key -> ledger row, for every object of `bucket` the ledger knows."""
+        return {r["key"]: r for r in self.store.rows(schema.LEDGER, f"bucket = {sql_str(bucket)}")}
+
     def finished_etags(self, bucket: str) -> dict[str, str]:
         """key -> ETag of every object in `bucket` whose last version is finished."""
-        rows = self.store.rows(schema.LEDGER, f"bucket = {sql_str(bucket)}")
-        return {r["key"]: r["etag"] for r in rows if r["status"] in FINAL}
+        return {k: str(r["etag"]) for k, r in self.entries(bucket).items() if r["status"] in FINAL}
 
     def pending(
         self, objects: Iterable[ObjectRef], reprocess: bool = False
@@ -81,25 +86,28 @@ class Ledger:
     def record_many(self, entries: Sequence[LedgerEntry], run_id: str, version: str) -> None:
         """Many objects' statuses in one upsert (one table commit)."""
         now = datetime.now(UTC)
-        self.store.upsert(
-            schema.LEDGER,
-            schema.LEDGER_SCHEMA,
-            "ledger_id",
+        self.store.write(
+            schema.LEDGER_TABLE,
             [
-                {
-                    "ledger_id": ledger_id(e.obj.bucket, e.obj.key),
-                    "bucket": e.obj.bucket,
-                    "key": e.obj.key,
-                    "etag": e.obj.etag,
-                    "size": e.obj.size,
-                    "last_modified": e.obj.last_modified,
-                    "status": str(e.status),
-                    "clips": e.clips,
-                    "pipeline_version": version,
-                    "run_id": run_id,
-                    "error": e.error,
-                    "updated_at": now,
-                }
+                LedgerRow(
+                    ledger_id=ledger_id(e.obj.bucket, e.obj.key),
+                    bucket=e.obj.bucket,
+                    key=e.obj.key,
+                    etag=e.obj.etag,
+                    size=e.obj.size,
+                    last_modified=e.obj.last_modified,
+                    status=str(e.status),
+                    clips=e.clips,
+                    pipeline_version=version,
+                    run_id=run_id,
+                    error=e.error[:2000],
+                    updated_at=now,
+                )
                 for e in entries
             ],
         )
+
+    def forget(self, objects: Sequence[tuple[str, str]]) -> None:
+        """Drop the rows of (bucket, key) objects that left the bucket."""
+        if objects:
+            self.store.delete(schema.LEDGER, objects_predicate(objects))

@@ -8,7 +8,7 @@ Credentials come from the options when given, else from the standard AWS chain.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -102,6 +102,53 @@ def partition_of(key: str, partitions: int) -> int:
     return int(stable_id("partition", key)[:8], 16) % partitions
 
 
+@dataclass(frozen=True)
+class Listing:
+    """One pass over the prefixes: what this run takes, and every video key that exists."""
+
+    selected: list[ObjectRef]  # in [since, until) and in this partition, each key once
+    present: set[str]  # every video key under the prefixes in this partition, any date
+
+    def missing(
+        self, known: Iterable[str], prefixes: list[str], partition: int, partitions: int
+    ) -> list[str]:
+        """Of the `known` keys (the ledger's), those under these prefixes and in this
+        partition that the bucket no longer holds."""
+        return sorted(
+            k
+            for k in known
+            if k not in self.present
+            and any(k.startswith(p) for p in prefixes)
+            and (partitions == 1 or partition_of(k, partitions) == partition)
+        )
+
+
+def list_bucket(
+    client: Any,
+    bucket: str,
+    prefixes: list[str],
+    since: datetime | None = None,
+    until: datetime | None = None,
+    partition: int = 0,
+    partitions: int = 1,
+) -> Listing:
+    """Videos under any of `prefixes`, in one partition of `partitions`: those modified in
+    [since, until), and the set of every key there (what pruning compares against)."""
+    found: dict[str, ObjectRef] = {}
+    present: set[str] = set()
+    for prefix in prefixes:
+        for obj in list_videos(client, bucket, prefix):
+            if partitions > 1 and partition_of(obj.key, partitions) != partition:
+                continue
+            present.add(obj.key)
+            if since is not None and obj.last_modified < since:
+                continue
+            if until is not None and obj.last_modified >= until:
+                continue
+            found.setdefault(obj.key, obj)
+    return Listing(list(found.values()), present)
+
+
 def list_sources(
     client: Any,
     bucket: str,
@@ -112,12 +159,7 @@ def list_sources(
     partitions: int = 1,
 ) -> list[ObjectRef]:
     """Videos under any of `prefixes` (each key once), in one partition of `partitions`."""
-    found: dict[str, ObjectRef] = {}
-    for prefix in prefixes:
-        for obj in list_videos(client, bucket, prefix, since, until):
-            if partitions == 1 or partition_of(obj.key, partitions) == partition:
-                found.setdefault(obj.key, obj)
-    return list(found.values())
+    return list_bucket(client, bucket, prefixes, since, until, partition, partitions).selected
 
 
 def download_object(client: Any, obj: ObjectRef, dest: Path) -> Path | Rejection:

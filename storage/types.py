@@ -9,7 +9,7 @@ embedder) wants pixels, not files.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -25,6 +25,7 @@ class RejectReason(StrEnum):
     PROBE_FAILED = "probe_failed"
     PROBE_TIMEOUT = "probe_timeout"
     DECODE_FAILED = "decode_failed"
+    DECODE_TIMEOUT = "decode_timeout"
     OUT_OF_BOUNDS = "out_of_bounds"
     SOURCE_CHANGED = "source_changed"
     SOURCE_MISSING = "source_missing"
@@ -72,6 +73,7 @@ class ProbeInfo:
     codec: str
     has_audio: bool
     rotation: int = 0  # the display matrix's rotation, degrees
+    stream_index: int = 0  # the container's index of the video stream probed and decoded
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -90,6 +92,16 @@ class Transition:
     start_s: float
     end_s: float
     score: float
+
+
+@dataclass(frozen=True)
+class ShotAnalysis:
+    """What the decode pass found: frame times, per-frame change and the transitions."""
+
+    times: list[float]
+    motion: list[float]
+    velocity: list[tuple[float, float]]  # image motion, frame widths/heights per second
+    transitions: list[Transition]
 
 
 @dataclass(frozen=True)
@@ -137,25 +149,6 @@ class Caption:
     mode: str
     prompt_version: str
     seconds: float = 0.0  # model time spent on this clip (its share of batched calls)
-
-
-@dataclass(frozen=True)
-class ScoredClip:
-    """A clip after keyframes and aesthetic scoring, ready for captioning."""
-
-    span: ClipSpan
-    keyframes: list[Keyframe]
-    aesthetic_score: float
-    aesthetic_scorer: str
-
-
-@dataclass
-class CaptionedClip:
-    """A clip with its caption and, once embedded, its text embedding."""
-
-    scored: ScoredClip
-    caption: Caption
-    embedding: list[float] = field(default_factory=list)
 
 
 def stable_id(*parts: object) -> str:

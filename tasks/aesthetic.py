@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from storage.types import ClipSpan, Keyframe, Rejection, RejectReason, ScoredClip
+from storage.records import ClipRecord
+from storage.types import Keyframe, Rejection, RejectReason
 from tasks.features import ClipFeaturizer, load_featurizer
-from tasks.wrap import stage_task
 
 STAGE = "aesthetic"
 
@@ -153,6 +153,9 @@ class AestheticConfig:
     clip_model: str | None = None  # laion: CLIP ViT-L/14 id or path
     mlp_path: str | None = None  # laion: the MLP's .pth
 
+    def build(self) -> AestheticStage:
+        return AestheticStage(self)
+
 
 _LOCK = threading.Lock()
 
@@ -180,24 +183,34 @@ def aggregate(scores: list[float], how: str) -> float:
     return float(min(scores) if how == "min" else np.mean(scores))
 
 
-def score_clip(
-    clip: ClipSpan, keyframes: list[Keyframe], scorer: AestheticScorer, cfg: AestheticConfig
-) -> ScoredClip | Rejection:
-    """The clip's score aggregates its keyframes'; below the threshold it is set aside."""
-    value = aggregate(scorer.score(keyframes), cfg.aggregate)
-    if value < cfg.threshold:
-        return Rejection(
-            STAGE,
-            RejectReason.LOW_AESTHETIC,
-            f"{scorer.name} score {value:.2f} < threshold {cfg.threshold}",
-            (clip.start_s, clip.end_s),
-            round(value, 3),
-        )
-    return ScoredClip(clip, keyframes, round(value, 3), scorer.name)
+class AestheticStage:
+    """The clip's score aggregates its keyframes'; below the threshold it is set aside
+    (`low_aesthetic`, with its score). Fills `aesthetic_score` and `aesthetic_scorer`."""
 
+    name = STAGE
+    columns = ()  # aesthetic_score and aesthetic_scorer are core clip columns
+    needs = ("keyframes",)
+    provides = ("aesthetic_score",)
 
-@stage_task("aesthetic")
-def aesthetic_task(
-    clip: ClipSpan, keyframes: list[Keyframe], cfg: AestheticConfig
-) -> ScoredClip | Rejection:
-    return score_clip(clip, keyframes, make_scorer(cfg), cfg)
+    def __init__(self, config: AestheticConfig) -> None:
+        self.config = config
+        self.scorer = make_scorer(config)
+
+    def __call__(self, clip: ClipRecord) -> ClipRecord | Rejection:
+        span = (clip.span.start_s, clip.span.end_s)
+        if not clip.keyframes:
+            return Rejection(STAGE, RejectReason.DECODE_FAILED, "no keyframes to score", span)
+        per_keyframe = self.scorer.score(clip.keyframes)
+        value = aggregate(per_keyframe, self.config.aggregate)
+        clip.scores["aesthetic_score"] = round(value, 3)
+        clip.scores["aesthetic_scorer"] = self.scorer.name
+        clip.notes["aesthetic"] = per_keyframe
+        if value < self.config.threshold:
+            return Rejection(
+                STAGE,
+                RejectReason.LOW_AESTHETIC,
+                f"{self.scorer.name} score {value:.2f} < threshold {self.config.threshold}",
+                span,
+                round(value, 3),
+            )
+        return clip

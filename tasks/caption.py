@@ -5,6 +5,8 @@
 - `hf:<model id or path>`: a transformers image-text-to-text model (tasks/backends/hf.py);
 - `openai:<base_url>#<model>`: an OpenAI-compatible server (tasks/backends/openai_compat.py).
 Model backends run through DiffSWCaptioner (tasks/diffsw.py), which batches across clips.
+Every captioner streams: it takes clips from a `ClipFeed` as they become ready and fills
+each record in place (tasks/feed.py); `caption_clips` runs one over a plain list.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
-from storage.types import Caption, DiffCaption, Rejection, RejectReason, ScoredClip
+from storage.records import ClipRecord
+from storage.types import Caption, DiffCaption, Rejection
 from tasks import prompts
 from tasks.backends.protocol import GenerationRequest, VisionLanguageModel
 from tasks.caption_text import clean_caption
-from tasks.wrap import stage_task
+from tasks.feed import ClipFeed, Done, caption_list
 
 STAGE = "caption"
 MODES = ("diffsw", "fast")
@@ -29,8 +32,12 @@ class Captioner(Protocol):
     prompt_version: str
     mode: str
 
-    def caption(self, clips: list[ScoredClip]) -> list[Caption | Rejection]:
-        """One result per clip, in order; a batch lets a backend batch its model calls."""
+    def stream(self, feed: ClipFeed, done: Done) -> None:
+        """Caption the feed's clips until it closes, each handed to `done` when finished."""
+        ...
+
+    def caption(self, clips: list[ClipRecord]) -> list[Caption | Rejection]:
+        """One result per clip, in order (the same code path as `stream`)."""
         ...
 
 
@@ -42,8 +49,10 @@ class CaptionConfig:
     max_new_tokens: int = 256
     summary_words: int = 300
     stack_pairs: bool = False
-    max_concurrency: int = 4  # openai: requests in flight
+    max_concurrency: int = 4  # openai: requests in flight (set it to the server's capacity)
     timeout_s: float = 120.0  # openai: per request
+    retries: int = 4  # openai: per request, on 5xx, 429 and dropped connections
+    backoff_s: float = 1.0  # openai: first retry's delay; doubles, with jitter, up to 30 s
 
 
 class CaptionerError(ValueError):
@@ -56,12 +65,24 @@ _LOAD_LOCK = threading.Lock()
 def load_model(cfg: CaptionConfig) -> VisionLanguageModel:
     """The model behind an `hf:` or `openai:` spec, loaded once per process."""
     with _LOAD_LOCK:
-        return _load_model(cfg.captioner, cfg.max_new_tokens, cfg.max_concurrency, cfg.timeout_s)
+        return _load_model(
+            cfg.captioner,
+            cfg.max_new_tokens,
+            cfg.max_concurrency,
+            cfg.timeout_s,
+            cfg.retries,
+            cfg.backoff_s,
+        )
 
 
 @lru_cache(maxsize=4)
 def _load_model(
-    spec: str, max_new_tokens: int, concurrency: int, timeout_s: float
+    spec: str,
+    max_new_tokens: int,
+    concurrency: int,
+    timeout_s: float,
+    retries: int,
+    backoff_s: float,
 ) -> VisionLanguageModel:
     kind, _, rest = spec.partition(":")
     if kind == "hf" and rest:
@@ -72,7 +93,9 @@ def _load_model(
         from tasks.backends.openai_compat import OpenAICompatModel
 
         base_url, _, model = rest.rpartition("#")
-        return OpenAICompatModel(base_url, model, max_new_tokens, concurrency, timeout_s)
+        return OpenAICompatModel(
+            base_url, model, max_new_tokens, concurrency, timeout_s, retries, backoff_s
+        )
     raise CaptionerError(
         f"unknown captioner {spec!r}: set caption.captioner to 'describe' (offline default), "
         "'hf:<model id or path>' or 'openai:<base_url>#<model>'"
@@ -92,18 +115,11 @@ def load_captioner(cfg: CaptionConfig) -> Captioner:
     return DiffSWCaptioner(load_model(cfg), options)
 
 
-def caption_clips(clips: list[ScoredClip], captioner: Captioner) -> list[Caption | Rejection]:
-    """Captions for a batch; an empty caption is a Rejection, never a landed row."""
+def caption_clips(clips: list[ClipRecord], captioner: Captioner) -> list[Caption | Rejection]:
+    """Captions for a list of clips, in order; raises CaptionerUnavailable on a fault."""
     if not clips:
         return []
-    out: list[Caption | Rejection] = []
-    for clip, cap in zip(clips, captioner.caption(clips), strict=True):
-        if isinstance(cap, Caption) and not cap.text.strip():
-            span = (clip.span.start_s, clip.span.end_s)
-            out.append(Rejection(STAGE, RejectReason.CAPTION_FAILED, "empty caption", span))
-        else:
-            out.append(cap)
-    return out
+    return caption_list(captioner, clips)
 
 
 def resummarize(
@@ -135,8 +151,3 @@ def recaption(prompt: str, cfg: CaptionConfig) -> Caption:
         [GenerationRequest(prompts.recaption_prompt(prompt, cfg.summary_words))]
     )
     return Caption(clean_caption(reply), [], model.name, "recaption", prompts.PROMPT_VERSION)
-
-
-@stage_task("caption")  # the flow adds the `gpu` tag when limits.gpu is set
-def caption_task(clips: list[ScoredClip], cfg: CaptionConfig) -> list[Caption | Rejection]:
-    return caption_clips(clips, load_captioner(cfg))

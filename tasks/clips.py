@@ -7,9 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from storage.types import ClipSpan
-from tasks.transitions import ShotAnalysis
-from tasks.wrap import stage_task
+from storage.types import ClipSpan, ShotAnalysis
 
 
 @dataclass(frozen=True)
@@ -57,8 +55,3 @@ def cut_clips(analysis: ShotAnalysis, cfg: ClipConfig) -> list[ClipSpan]:
             )
             clips.append(ClipSpan(len(clips), round(a, 3), round(b, 3), round(score, 5), track))
     return clips
-
-
-@stage_task("clips")
-def clips_task(analysis: ShotAnalysis, cfg: ClipConfig) -> list[ClipSpan]:
-    return cut_clips(analysis, cfg)

@@ -1,26 +1,41 @@
 """Differential Sliding-Window captioning with wavefront batching.
 
 Steps inside a clip are sequential (each differential step needs the previous caption);
-clips are independent. So a pool of clips advances one step at a time and each step of
-every clip in the pool goes into one batched model call; finished clips leave the pool and
-waiting ones refill it (ShareGPT4Video's batch script does this with a pool of 2).
-On out-of-memory the batch is halved and retried; a request that fails alone fails its clip.
+clips are independent. Two ways to keep the model busy, chosen by the backend:
+
+- A batching model (`hf:`, one process, one forward pass for many prompts): a pool of
+  clips advances one step at a time, each step of every clip in the pool in one batched
+  call; finished clips leave the pool and whatever clips are ready refill it before the
+  next call (ShareGPT4Video's batch script does this with a pool of 2). On out-of-memory
+  the batch is halved and retried; a request that fails alone fails its clip.
+- A server that batches whatever is in flight (`openai:` against vLLM or SGLang): one
+  chain per slot, each sending its clip's next step the moment the last one answers, so
+  the server's slots never wait for the slowest request of a round.
+
+Clips come from a `ClipFeed` (the streaming pipeline's buffer, or a plain list), so the
+pool never drains at a batch boundary. An infrastructure fault (server down, timeouts past
+the backend's retries) fails the clips it touched through `done(clip, failure)`; it never
+raises out of the captioner.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from storage.types import Caption, DiffCaption, Rejection, RejectReason, ScoredClip
+from storage.records import ClipRecord
+from storage.types import Caption, DiffCaption, Rejection, RejectReason
 from tasks import prompts
 from tasks.backends.protocol import BackendOutOfMemory, GenerationRequest, VisionLanguageModel
 from tasks.caption_text import clean_caption
+from tasks.feed import ClipFeed, Done
 
 STAGE = "caption"
+log = logging.getLogger(__name__)
 
 
 def stack_vertically(
@@ -52,7 +67,7 @@ def stack_vertically(
 class _Job:
     """One clip's progress through its DiffSW steps."""
 
-    clip: ScoredClip
+    clip: ClipRecord
     steps: list[DiffCaption] = field(default_factory=list)
     seconds: float = 0.0
     calls: int = 0
@@ -68,6 +83,14 @@ class DiffSWOptions:
     max_batch: int = 64
 
 
+class _Cancelled(Exception):
+    pass
+
+
+def _fault(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:500]
+
+
 class DiffSWCaptioner:
     """A Captioner over any VisionLanguageModel."""
 
@@ -79,6 +102,8 @@ class DiffSWCaptioner:
         self.name = model.name
         self.mode = options.mode
         self.batches: list[int] = []  # sizes of the model calls made, for inspection
+        # > 0: a server with this many requests in flight at once; 0: a batching model
+        self.slots = int(getattr(model, "concurrency", 0) or 0)
 
     # -- the steps -----------------------------------------------------------------------
 
@@ -121,6 +146,14 @@ class DiffSWCaptioner:
         else:
             job.steps.append(DiffCaption(kfs[len(job.steps)].t, text))
 
+    @staticmethod
+    def _finish(job: _Job, done: Done) -> None:
+        if isinstance(job.result, Caption):
+            job.clip.caption = job.result
+        elif job.result is not None:
+            job.clip.reject(job.result)
+        done(job.clip, None)
+
     # -- batching ------------------------------------------------------------------------
 
     def _generate(self, requests: list[GenerationRequest]) -> list[tuple[str | None, float]]:
@@ -146,15 +179,71 @@ class DiffSWCaptioner:
             start += len(chunk)
         return out
 
-    def caption(self, clips: list[ScoredClip]) -> list[Caption | Rejection]:
-        jobs = [_Job(c) for c in clips]
-        waiting = deque(jobs)
+    def stream(self, feed: ClipFeed, done: Done) -> None:
+        """Caption every clip the feed gives until it closes; each finished clip (its
+        caption or rejection filled in) goes to `done`."""
+        if self.slots:
+            self._stream_chains(feed, done)
+        else:
+            self._stream_wavefront(feed, done)
+
+    def _stream_wavefront(self, feed: ClipFeed, done: Done) -> None:
         active: list[_Job] = []
-        while waiting or active:
-            while waiting and len(active) < self.options.pool_size:
-                active.append(waiting.popleft())
-            requests = [self._request(j) for j in active]
-            for job, (reply, seconds) in zip(active, self._generate(requests), strict=True):
+        while True:
+            room = self.options.pool_size - len(active)
+            if room > 0:
+                ready = feed.take(room, wait=not active)
+                if ready is None and not active:
+                    return
+                active += [_Job(c) for c in ready or []]
+            if not active:
+                continue
+            if feed.cancelled:  # the run is stopping: no new step
+                for job in active:
+                    done(job.clip, "cancelled: the run is stopping")
+                active = []
+                continue
+            try:
+                replies = self._generate([self._request(j) for j in active])
+            except Exception as e:  # the backend is down past its own retries
+                log.warning("captioning call failed for %d clip(s): %s", len(active), e)
+                for job in active:
+                    done(job.clip, _fault(e))
+                active = []
+                continue
+            for job, (reply, seconds) in zip(active, replies, strict=True):
                 self._accept(job, reply, seconds)
+            for job in active:
+                if job.result is not None:
+                    self._finish(job, done)
             active = [j for j in active if j.result is None]
-        return [j.result for j in jobs if j.result is not None]
+
+    def _stream_chains(self, feed: ClipFeed, done: Done) -> None:
+        def chain() -> None:
+            while (ready := feed.take(1, wait=True)) is not None:
+                for clip in ready:
+                    job = _Job(clip)
+                    try:
+                        while job.result is None:
+                            if feed.cancelled:
+                                raise _Cancelled("the run is stopping")
+                            request = self._request(job)
+                            t0 = time.perf_counter()
+                            [(reply, _)] = self._generate([request])
+                            self._accept(job, reply, time.perf_counter() - t0)
+                    except Exception as e:  # the server is down past the backend's retries
+                        log.warning("captioning failed for a clip: %s", e)
+                        done(clip, _fault(e))
+                        continue
+                    self._finish(job, done)
+
+        workers = [threading.Thread(target=chain, daemon=True) for _ in range(self.slots)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+
+    def caption(self, clips: list[ClipRecord]) -> list[Caption | Rejection]:
+        from tasks.feed import caption_list
+
+        return caption_list(self, clips)

@@ -15,8 +15,6 @@ from typing import Protocol
 
 import numpy as np
 
-from tasks.wrap import stage_task
-
 DEFAULT_MODEL = "minilm"
 
 
@@ -99,8 +97,3 @@ def _load_embedder(model: str, device: str, batch_size: int) -> Embedder:
 
 def embed_texts(texts: list[str], cfg: EmbedConfig) -> np.ndarray:
     return load_embedder(cfg.model, cfg.device, cfg.batch_size).embed(texts)
-
-
-@stage_task("embed", retries=1)
-def embed_task(texts: list[str], cfg: EmbedConfig) -> np.ndarray:
-    return embed_texts(texts, cfg)

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from storage.records import ClipRecord
 from storage.types import ClipSpan, Keyframe, ProbeInfo, Rejection, RejectReason
 from tasks import media
 from tasks.features import ImageFeaturizer, load_featurizer
-from tasks.wrap import stage_task
 
 STAGE = "keyframes"
 
@@ -34,6 +34,9 @@ class KeyframeConfig:
     max_side: int = 1024  # long side of stored frames, in pixels
     clip_model: str | None = None  # CLIP for similarity; None = model-free thumbnails
     timeout_s: float = 300.0
+
+    def build(self) -> KeyframeStage:
+        return KeyframeStage(self)
 
 
 def frame_size(probe: ProbeInfo, max_side: int) -> tuple[int, int]:
@@ -59,7 +62,14 @@ def _frames(
     width, height = frame_size(probe, cfg.max_side)
     select = f"isnan(prev_selected_t)+gte(t-prev_selected_t\\,{every})" if every else None
     yield from media.stream_frames(
-        path, width, height, cfg.timeout_s, start_s=start, duration_s=duration, select=select
+        path,
+        width,
+        height,
+        cfg.timeout_s,
+        start_s=start,
+        duration_s=duration,
+        select=select,
+        stream_index=probe.stream_index,
     )
 
 
@@ -122,15 +132,32 @@ def extract_keyframes(
             ):
                 feature = featurizer.embed([last.rgb])[0]
                 kept.append(Keyframe(round(last.t, 3), last.rgb.copy(), feature, featurizer.name))
-    except (media.MediaError, media.MediaTimeout) as e:
+    except media.MediaTimeout as e:
+        return Rejection(STAGE, RejectReason.DECODE_TIMEOUT, str(e), span)
+    except media.MediaError as e:
         return Rejection(STAGE, RejectReason.DECODE_FAILED, str(e), span)
     if not kept:
         return Rejection(STAGE, RejectReason.DECODE_FAILED, "no frame decoded", span)
     return kept
 
 
-@stage_task("keyframes")
-def keyframes_task(
-    path: Path, probe: ProbeInfo, clip: ClipSpan, cfg: KeyframeConfig
-) -> list[Keyframe] | Rejection:
-    return extract_keyframes(path, probe, clip, cfg)
+class KeyframeStage:
+    """The clip's keyframes, decoded from the object's local copy."""
+
+    name = STAGE
+    columns = ()
+    needs = ()
+    provides = ("keyframes",)
+
+    def __init__(self, config: KeyframeConfig) -> None:
+        self.config = config
+
+    def __call__(self, clip: ClipRecord) -> ClipRecord | Rejection:
+        video = clip.video
+        if video is None or video.path is None or video.probe is None:
+            raise ValueError("the keyframes stage needs the clip's video, probed and on disk")
+        keyframes = extract_keyframes(video.path, video.probe, clip.span, self.config)
+        if isinstance(keyframes, Rejection):
+            return keyframes
+        clip.keyframes = keyframes
+        return clip

@@ -136,6 +136,7 @@ def stream_frames(
     select: str | None = None,
     fast: bool = False,
     hwaccel: str | None = None,
+    stream_index: int | None = None,
 ) -> Iterator[Frame]:
     """Decode frames scaled to width x height, one at a time, with their true PTS.
 
@@ -150,6 +151,8 @@ def stream_frames(
     argv = [ffmpeg_path(), "-v", "info", "-nostats", *input_args(path, start_s, fast, hwaccel)]
     if duration_s is not None:
         argv += ["-t", f"{duration_s:.3f}"]
+    if stream_index is not None:
+        argv += ["-map", f"0:{int(stream_index)}"]
     argv += ["-an", "-sn", "-vf", ",".join(filters), "-fps_mode", "passthrough"]
     argv += ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
     proc = subprocess.Popen(

@@ -16,7 +16,6 @@ from typing import Any
 
 from storage.types import ProbeInfo, Rejection, RejectReason
 from tasks import media
-from tasks.wrap import stage_task
 
 STAGE = "probe"
 
@@ -35,23 +34,36 @@ class ProbeConfig:
 _PYAV_PROBE = r"""
 import json, sys
 import av
-c = av.open(sys.argv[1], options={"protocol_whitelist": "file", "format_whitelist": sys.argv[2]})
+path, formats, max_side = sys.argv[1], sys.argv[2], int(sys.argv[3])
+c = av.open(path, options={"protocol_whitelist": "file", "format_whitelist": formats})
 streams = []
 for s in c.streams:
-    d = {"codec_type": s.type, "codec_name": s.codec_context.name if s.codec_context else ""}
+    d = {"index": s.index, "codec_type": s.type,
+         "codec_name": s.codec_context.name if s.codec_context else "",
+         "disposition": {"attached_pic": int(bool(s.disposition & 1024))}}
     if s.type == "video":
         cc = s.codec_context
         d.update(width=cc.width, height=cc.height,
                  avg_frame_rate=str(s.average_rate or "0/0"),
                  r_frame_rate=str(s.base_rate or "0/0"),
                  duration=str(float(s.duration * s.time_base)) if s.duration else None)
+        # The display matrix reaches PyAV on decoded frames only: decode one, and only
+        # from a stream whose declared size is within bounds.
+        if 0 < cc.width <= max_side and 0 < cc.height <= max_side:
+            try:
+                frame = next(c.decode(s))
+                if frame.rotation:
+                    d["side_data_list"] = [{"rotation": int(frame.rotation)}]
+            except (StopIteration, av.error.FFmpegError):
+                pass
+            c.seek(0)
     streams.append(d)
 dur = c.duration / 1e6 if c.duration else None
 print(json.dumps({"format": {"format_name": c.format.name, "duration": dur}, "streams": streams}))
 """
 
 
-def _ffprobe_json(path: Path, timeout_s: float) -> dict[str, Any] | str:
+def _ffprobe_json(path: Path, cfg: ProbeConfig) -> dict[str, Any] | str:
     """The probe as ffprobe-shaped JSON, or the tool's error text."""
     ffprobe = media.ffprobe_path()
     target = str(Path(path).resolve())
@@ -71,8 +83,9 @@ def _ffprobe_json(path: Path, timeout_s: float) -> dict[str, Any] | str:
             f"file:{target}",
         ]
     else:
-        argv = [sys.executable, "-c", _PYAV_PROBE, target, media.FORMAT_WHITELIST]
-    result = media.run(argv, timeout_s=timeout_s)
+        max_side = str(max(cfg.max_width, cfg.max_height))
+        argv = [sys.executable, "-c", _PYAV_PROBE, target, media.FORMAT_WHITELIST, max_side]
+    result = media.run(argv, timeout_s=cfg.timeout_s)
     if result.returncode != 0:
         message = result.stderr.replace(f"file:{target}", "input").replace(target, "input")
         return message.strip()[-500:] or f"exit code {result.returncode}"
@@ -118,7 +131,11 @@ def _rotation(stream: dict[str, Any]) -> int:
 
 
 def interpret_probe(data: dict[str, Any], cfg: ProbeConfig) -> ProbeInfo | Rejection:
-    """Turn probe JSON into ProbeInfo, or say why the file will not be decoded."""
+    """Turn probe JSON into ProbeInfo, or say why the file will not be decoded.
+
+    Every video stream is held to the bounds, not only the one we read: a small first
+    stream does not vouch for a huge second one. The stream described is the first real
+    video stream (cover art is not one), and the decode reads that stream by its index."""
     streams = data.get("streams") or []
     fmt = data.get("format") or {}
     video = [s for s in streams if s.get("codec_type") == "video"]
@@ -140,10 +157,17 @@ def interpret_probe(data: dict[str, Any], cfg: ProbeConfig) -> ProbeInfo | Rejec
         codec=str(v.get("codec_name", "")),
         has_audio=any(s.get("codec_type") == "audio" for s in streams),
         rotation=_rotation(v),
+        stream_index=int(v.get("index", streams.index(v))),
     )
     problems = []
-    if not (0 < width <= cfg.max_width and 0 < height <= cfg.max_height):
-        problems.append(f"size {width}x{height} outside 1..{cfg.max_width}x{cfg.max_height}")
+    for n, s in enumerate(video):
+        w, h = int(s.get("width") or 0), int(s.get("height") or 0)
+        if not (0 < w <= cfg.max_width and 0 < h <= cfg.max_height):
+            which = "" if len(video) == 1 else f"video stream {n + 1} of {len(video)}: "
+            problems.append(
+                f"{which}size {w}x{h} outside 1..{cfg.max_width}x{cfg.max_height} "
+                "(probe.max_width, probe.max_height)"
+            )
     if not (cfg.min_duration_s <= duration <= cfg.max_duration_s):
         problems.append(
             f"duration {duration:.2f} s outside {cfg.min_duration_s}..{cfg.max_duration_s} s"
@@ -158,14 +182,9 @@ def probe_video(path: Path, cfg: ProbeConfig) -> ProbeInfo | Rejection:
     if Path(path).stat().st_size == 0:
         return Rejection(STAGE, RejectReason.EMPTY_OBJECT, "zero bytes")
     try:
-        data = _ffprobe_json(path, cfg.timeout_s)
+        data = _ffprobe_json(path, cfg)
     except media.MediaTimeout as e:
         return Rejection(STAGE, RejectReason.PROBE_TIMEOUT, str(e))
     if isinstance(data, str):
         return Rejection(STAGE, failure_reason(path), data)
     return interpret_probe(data, cfg)
-
-
-@stage_task("probe")
-def probe_task(path: Path, cfg: ProbeConfig) -> ProbeInfo | Rejection:
-    return probe_video(path, cfg)

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from storage.types import ProbeInfo, Rejection, RejectReason, Transition
+from storage.types import ProbeInfo, Rejection, RejectReason, ShotAnalysis, Transition
 from tasks import gradual, media
-from tasks.wrap import stage_task
 
 STAGE = "transitions"
 BATCH = 64  # frames measured together (numpy work per batch, not per frame)
@@ -45,16 +44,6 @@ class TransitionConfig:
     fast_decode: bool = True  # skip deblocking on B-frames only (media.input_args)
     hwaccel: str | None = None  # e.g. "cuda": decode on the GPU (tasks/media.HWACCELS)
     timeout_s: float = 600.0
-
-
-@dataclass(frozen=True)
-class ShotAnalysis:
-    """What the decode pass found: frame times, per-frame change and the transitions."""
-
-    times: list[float]
-    motion: list[float]
-    velocity: list[tuple[float, float]]  # image motion, frame widths/heights per second
-    transitions: list[Transition]
 
 
 @dataclass(frozen=True)
@@ -301,11 +290,12 @@ def measure_video(path: Path, probe: ProbeInfo, cfg: TransitionConfig) -> Measur
             timeout_s=cfg.timeout_s,
             fast=cfg.fast_decode,
             hwaccel=cfg.hwaccel,
+            stream_index=probe.stream_index,
         )
         for f in frames:
             meter.push(f.t, f.rgb)
     except media.MediaTimeout as e:
-        return Rejection(STAGE, RejectReason.PROBE_TIMEOUT, str(e))
+        return Rejection(STAGE, RejectReason.DECODE_TIMEOUT, str(e))
     except media.MediaError as e:
         if not meter.times:
             return Rejection(STAGE, RejectReason.DECODE_FAILED, f"{e}: {e.detail[-300:]}")
@@ -322,10 +312,3 @@ def analyse_shots(path: Path, probe: ProbeInfo, cfg: TransitionConfig) -> ShotAn
     if isinstance(m, Rejection):
         return m
     return ShotAnalysis(m.times, m.change, m.velocity, find_transitions(m, cfg))
-
-
-@stage_task("transitions")
-def transitions_task(
-    path: Path, probe: ProbeInfo, cfg: TransitionConfig
-) -> ShotAnalysis | Rejection:
-    return analyse_shots(path, probe, cfg)

@@ -10,11 +10,14 @@ end offline with captions that are true, so that search over them is meaningful.
 
 from __future__ import annotations
 
+import time
 from itertools import pairwise
 
 import numpy as np
 
-from storage.types import Caption, DiffCaption, Keyframe, ScoredClip
+from storage.records import ClipRecord
+from storage.types import Caption, DiffCaption, Keyframe, Rejection
+from tasks.feed import ClipFeed, Done, caption_list
 
 NAME = "describe"
 PROMPT_VERSION = "describe-v1"
@@ -158,7 +161,7 @@ def describe_change(prev: Keyframe, cur: Keyframe, track: list[tuple[float, floa
     return f"From {prev.t:.1f} s to {cur.t:.1f} s: " + "; ".join(parts) + "."
 
 
-def summarize(clip: ScoredClip, steps: list[DiffCaption]) -> str:
+def summarize(clip: ClipRecord, steps: list[DiffCaption]) -> str:
     span = clip.span
     track = list(span.motion_track)
     first = clip.keyframes[0].image
@@ -188,10 +191,17 @@ class Describer:
     def __init__(self, mode: str = "diffsw") -> None:
         self.mode = mode
 
-    def caption(self, clips: list[ScoredClip]) -> list[Caption]:
-        return [self._caption_one(c) for c in clips]
+    def stream(self, feed: ClipFeed, done: Done) -> None:
+        while (ready := feed.take(16, wait=True)) is not None:
+            for clip in ready:
+                clip.caption = self._caption_one(clip)
+                done(clip, None)
 
-    def _caption_one(self, clip: ScoredClip) -> Caption:
+    def caption(self, clips: list[ClipRecord]) -> list[Caption | Rejection]:
+        return caption_list(self, clips)
+
+    def _caption_one(self, clip: ClipRecord) -> Caption:
+        started = time.perf_counter()
         kfs = clip.keyframes
         steps = [DiffCaption(kfs[0].t, describe_frame(kfs[0]))]
         for prev, cur in pairwise(kfs):
@@ -199,7 +209,8 @@ class Describer:
             steps.append(DiffCaption(cur.t, describe_change(prev, cur, window)))
         text = summarize(clip, steps)
         kept = steps if self.mode == "diffsw" else []
-        return Caption(text, kept, self.name, self.mode, self.prompt_version)
+        seconds = round(time.perf_counter() - started, 6)
+        return Caption(text, kept, self.name, self.mode, self.prompt_version, seconds)
 
 
 def summarize_steps(steps: list[DiffCaption]) -> str:

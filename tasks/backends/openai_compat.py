@@ -1,8 +1,10 @@
 """`openai:<base_url>#<model>`: any OpenAI-compatible chat-completions server.
 
 vLLM, SGLang, or a hosted API. Images travel as JPEG data URLs; requests run with bounded
-concurrency, a timeout each, and retries with exponential backoff on 429 and 5xx
-(honouring Retry-After). The API key, if any, comes from OPENAI_API_KEY and is never logged.
+concurrency, a timeout each, and retries with exponential backoff and jitter on 429, 5xx
+and dropped connections (honouring Retry-After, capped at 30 s). The API key, if any,
+comes from OPENAI_API_KEY and is never logged. `concurrency` tells the captioner how many
+requests the server should have in flight: it keeps that many DiffSW chains going.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -50,6 +53,7 @@ class OpenAICompatModel:
         self.model = model
         self.max_new_tokens = max_new_tokens
         self.max_concurrency = max_concurrency
+        self.concurrency = max_concurrency
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         headers = {"Content-Type": "application/json"}
@@ -70,6 +74,10 @@ class OpenAICompatModel:
             "temperature": 0,
         }
 
+    def _backoff(self, attempt: int, retry_after: float = 0.0) -> None:
+        delay = self.backoff_s * 2**attempt * (0.5 + random.random())  # noqa: S311
+        time.sleep(min(30.0, max(retry_after, delay)))
+
     def _one(self, req: GenerationRequest) -> str:
         body = self.payload(req)
         for attempt in range(self.max_retries + 1):
@@ -77,18 +85,27 @@ class OpenAICompatModel:
                 resp = self._client.post(self.url, json=body)
             except httpx.TransportError as e:
                 if attempt == self.max_retries:
-                    raise ChatCompletionsError(f"{self.url}: {type(e).__name__}") from e
-                time.sleep(self.backoff_s * 2**attempt)
+                    raise ChatCompletionsError(
+                        f"{self.url}: {type(e).__name__} after {attempt + 1} attempt(s)"
+                    ) from e
+                self._backoff(attempt)
                 continue
             if resp.status_code == 200:
-                return str(resp.json()["choices"][0]["message"]["content"] or "").strip()
+                try:
+                    return str(resp.json()["choices"][0]["message"]["content"] or "").strip()
+                except (ValueError, KeyError, IndexError, TypeError) as e:
+                    raise ChatCompletionsError(f"{self.url} answered 200 without a reply") from e
             if resp.status_code not in RETRY_STATUS or attempt == self.max_retries:
-                raise ChatCompletionsError(f"{self.url} answered {resp.status_code}")
+                raise ChatCompletionsError(
+                    f"{self.url} answered {resp.status_code} after {attempt + 1} attempt(s)"
+                )
             retry_after = resp.headers.get("Retry-After", "")
             delay = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else 0.0
-            time.sleep(min(30.0, max(delay, self.backoff_s * 2**attempt)))
+            self._backoff(attempt, delay)
         raise ChatCompletionsError("unreachable")
 
     def generate(self, requests: list[GenerationRequest]) -> list[str]:
+        if len(requests) == 1:
+            return [self._one(requests[0])]
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
             return list(pool.map(self._one, requests))

@@ -101,11 +101,11 @@ def test_a_retried_run_takes_finished_stages_from_the_cache(
     prefect_api: None, local_s3: Any, s3_client: Any, bucket: str, samples: dict, tmp_path: Path
 ) -> None:
     upload(s3_client, bucket, samples, names=["night_harbour", "sunset_meadow"])
-    # First run: the captioning model is missing, so the run fails after decoding.
-    missing = f"hf:{tmp_path / 'no-such-model'}"
-    broken = flow_config(local_s3.endpoint_url, bucket, tmp_path, caption={"captioner": missing})
-    with pytest.raises(Exception, match="no-such-model"):
-        run_curate(broken)
+    # First run: the captioning server is down, so both objects fail after decoding.
+    down = {"captioner": f"openai:http://127.0.0.1:{_closed_port()}/v1#vlm", "retries": 0}
+    broken = flow_config(local_s3.endpoint_url, bucket, tmp_path, caption=down)
+    first = run_curate(broken)
+    assert (first["failed"], first["landed"]) == (2, 0)
     store = LanceStore(broken.lance_uri)
     assert schema.CLIPS not in store.table_names() or store.count(schema.CLIPS) == 0
 
@@ -117,6 +117,14 @@ def test_a_retried_run_takes_finished_stages_from_the_cache(
     # reprocess means compute again: no cache read.
     report = run_curate(fixed.model_copy(update={"reprocess": True}))
     assert _prepare_states(report["run_id"]) == ["Completed", "Completed"]
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nothing listens once the socket closes
 
 
 def _prepare_states(run_id: str) -> list[str]:

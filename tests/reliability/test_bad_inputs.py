@@ -69,8 +69,9 @@ def bad_inputs(
         "bad/truncated.mp4": (good[: len(good) // 3], "probe_failed"),
         "bad/audio-only.mp4": (audio, "no_video_stream"),
         "bad/one-frame.mp4": (one_frame, "out_of_bounds"),  # 0.04 s: under probe.min_duration_s
-        "bad/2x2.mp4": (tiny, "quality_failed"),
-        "bad/1x1.mp4": (one_px, "quality_failed"),
+        # Under quality.min_width: refused from the probe, before any decode.
+        "bad/2x2.mp4": (tiny, "out_of_bounds"),
+        "bad/1x1.mp4": (one_px, "out_of_bounds"),
         # ffmpeg refuses pictures over 2^28 pixels, so the probe sees no size at all.
         "bad/16384x16384.mp4": (huge, "out_of_bounds"),
         "bad/playlist.mp4": (hls, "not_video"),

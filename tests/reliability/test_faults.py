@@ -78,7 +78,7 @@ def test_an_s3_outage_fails_the_object_and_a_rerun_finishes(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import flows.chunk
+    import flows.prepare
 
     client = make_client(S3Options(endpoint_url=local_s3.endpoint_url))
     bucket = "outage"
@@ -92,12 +92,12 @@ def test_an_s3_outage_fails_the_object_and_a_rerun_finishes(
         c.meta.events.register("before-send.s3.GetObject", hook)
         return c
 
-    monkeypatch.setattr(flows.chunk, "make_client", throttled_client)
+    monkeypatch.setattr(flows.prepare, "make_client", throttled_client)
     config = _config(local_s3, bucket, tmp_path)
     first = run_curate(config)
     assert (first["failed"], first["landed"]) == (1, 1)  # retried, then given up; run went on
     assert hook.injected >= 3  # botocore's attempts x Prefect's task retries
-    monkeypatch.setattr(flows.chunk, "make_client", make_client)  # S3 is back
+    monkeypatch.setattr(flows.prepare, "make_client", make_client)  # S3 is back
     second = run_curate(config)
     assert (second["landed"], second["skipped"], second["failed"]) == (1, 1, 0)
     keys = [r["key"] for r in LanceStore(config.lance_uri).rows(schema.CLIPS)]
@@ -179,7 +179,7 @@ def test_s3_stopped_mid_run_and_started_again(
 ) -> None:
     """The real server goes down as the first download starts and comes back 3 s later:
     botocore's retries (and Prefect's) carry the run, or a re-run finishes the rest."""
-    import flows.chunk
+    import flows.prepare
     from storage.local_s3 import LocalS3Server
 
     server = LocalS3Server(tmp_path / "s3").start()
@@ -191,7 +191,7 @@ def test_s3_stopped_mid_run_and_started_again(
         for name in ("night_harbour", "sunset_meadow", "fractal_bars"):
             client.upload_file(str(samples[name].path), "restart", f"{name}.mp4")
         outage = {"stopped": 0.0}
-        real_download = flows.chunk.download_object
+        real_download = flows.prepare.download_object
 
         def download_during_outage(*args: Any, **kwargs: Any) -> Any:
             if not outage["stopped"]:
@@ -200,13 +200,13 @@ def test_s3_stopped_mid_run_and_started_again(
                 threading.Timer(3.0, server.start).start()
             return real_download(*args, **kwargs)
 
-        monkeypatch.setattr(flows.chunk, "download_object", download_during_outage)
+        monkeypatch.setattr(flows.prepare, "download_object", download_during_outage)
         config = flow_config(server.endpoint_url, "restart", tmp_path)
         first = run_curate(config)  # does not raise: the outage is an infrastructure fault
         assert outage["stopped"]
         print(f"during the outage: {first['landed']} landed, {first['failed']} failed")
         assert first["landed"] + first["failed"] == 3 and first["quarantined"] == 0
-        monkeypatch.setattr(flows.chunk, "download_object", real_download)
+        monkeypatch.setattr(flows.prepare, "download_object", real_download)
         second = run_curate(config)
         assert second["landed"] == first["failed"] and second["failed"] == 0
         rows = LanceStore(config.lance_uri).rows(schema.CLIPS)
@@ -227,12 +227,12 @@ def test_objects_deleted_or_overwritten_mid_run(
 ) -> None:
     """Listed, then changed before the download: deleted -> source_missing; overwritten ->
     source_changed now, and curated under its new ETag by the next run (never mixed)."""
-    import flows.chunk
+    import flows.prepare
 
     client = s3_client
     for name in ("night_harbour", "sunset_meadow"):
         client.upload_file(str(samples[name].path), bucket, f"{name}.mp4")
-    real_download = flows.chunk.download_object
+    real_download = flows.prepare.download_object
 
     def change_then_download(c: Any, obj: Any, dest: Path) -> Any:
         if obj.key == "night_harbour.mp4":
@@ -241,14 +241,14 @@ def test_objects_deleted_or_overwritten_mid_run(
             client.upload_file(str(samples["fractal_bars"].path), bucket, obj.key)
         return real_download(c, obj, dest)
 
-    monkeypatch.setattr(flows.chunk, "download_object", change_then_download)
+    monkeypatch.setattr(flows.prepare, "download_object", change_then_download)
     config = _config(local_s3, bucket, tmp_path)
     first = run_curate(config)
     assert first["reasons"] == {"source_missing": 1, "source_changed": 1}
     store = LanceStore(config.lance_uri)
     assert schema.CLIPS not in store.table_names() or store.count(schema.CLIPS) == 0
 
-    monkeypatch.setattr(flows.chunk, "download_object", real_download)
+    monkeypatch.setattr(flows.prepare, "download_object", real_download)
     second = run_curate(config)
     assert (second["seen"], second["landed"]) == (1, 1)  # the deleted one is gone
     new_etag = client.head_object(Bucket=bucket, Key="sunset_meadow.mp4")["ETag"].strip('"')

@@ -3,8 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from storage.types import ClipSpan, Keyframe, Rejection, RejectReason, ScoredClip
-from tasks.aesthetic import AestheticConfig, HeuristicScorer, score_clip, technical_quality
+from storage.records import ClipRecord
+from storage.types import ClipSpan, Keyframe, Rejection, RejectReason
+from tasks.aesthetic import AestheticConfig, AestheticStage, HeuristicScorer, technical_quality
+
+
+def score_clip(span: ClipSpan, keyframes: list[Keyframe], cfg: AestheticConfig) -> object:
+    """The aesthetic stage on a clip with these keyframes: the record or its Rejection."""
+    return AestheticStage(cfg)(ClipRecord(span, keyframes=keyframes))
 
 
 def natural_image(seed: int = 0) -> np.ndarray:
@@ -58,7 +64,7 @@ def test_scores_are_on_a_0_to_10_scale() -> None:
 def test_low_scoring_clips_are_set_aside_with_score_and_reason() -> None:
     clip = ClipSpan(0, 1.0, 4.0)
     flat = [Keyframe(1.0, np.full((90, 160, 3), 127, dtype=np.uint8))]
-    result = score_clip(clip, flat, HeuristicScorer(), AestheticConfig(threshold=3.0))
+    result = score_clip(clip, flat, AestheticConfig(threshold=3.0))
     assert isinstance(result, Rejection)
     assert result.reason == RejectReason.LOW_AESTHETIC and result.span == (1.0, 4.0)
     assert result.score is not None and result.score < 3.0
@@ -68,11 +74,12 @@ def test_min_and_mean_aggregation() -> None:
     clip = ClipSpan(0, 0.0, 4.0)
     kfs = [Keyframe(0.0, natural_image()), Keyframe(2.0, box_blur(natural_image()))]
     scores = HeuristicScorer().score(kfs)
-    mean = score_clip(clip, kfs, HeuristicScorer(), AestheticConfig(threshold=0, aggregate="mean"))
-    low = score_clip(clip, kfs, HeuristicScorer(), AestheticConfig(threshold=0, aggregate="min"))
-    assert isinstance(mean, ScoredClip) and isinstance(low, ScoredClip)
-    assert mean.aesthetic_score == pytest.approx(np.mean(scores), abs=1e-3)
-    assert low.aesthetic_score == pytest.approx(min(scores), abs=1e-3)
+    mean = score_clip(clip, kfs, AestheticConfig(threshold=0, aggregate="mean"))
+    low = score_clip(clip, kfs, AestheticConfig(threshold=0, aggregate="min"))
+    assert isinstance(mean, ClipRecord) and isinstance(low, ClipRecord)
+    assert mean.scores["aesthetic_score"] == pytest.approx(np.mean(scores), abs=1e-3)
+    assert low.scores["aesthetic_score"] == pytest.approx(min(scores), abs=1e-3)
+    assert mean.notes["aesthetic"] == scores  # what `capflow score` shows per keyframe
 
 
 def test_laion_path_end_to_end_with_a_tiny_clip(tmp_path) -> None:
@@ -95,8 +102,9 @@ def test_laion_path_end_to_end_with_a_tiny_clip(tmp_path) -> None:
     ]
     without = [Keyframe(float(i), img) for i, img in enumerate(images)]
     assert scorer.score(with_features) == pytest.approx(scorer.score(without), abs=1e-4)
-    result = score_clip(ClipSpan(0, 0.0, 2.0), with_features, scorer, cfg)
-    assert isinstance(result, ScoredClip) and result.aesthetic_scorer == "laion:mlp.pth"
+    result = score_clip(ClipSpan(0, 0.0, 2.0), with_features, cfg)
+    assert isinstance(result, ClipRecord)
+    assert result.scores["aesthetic_scorer"] == "laion:mlp.pth"
 
 
 def test_laion_without_weights_names_the_setting() -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from storage.types import Caption, ClipSpan, Keyframe, Rejection, RejectReason, ScoredClip
+from storage.records import ClipRecord
+from storage.types import Caption, ClipSpan, Keyframe, Rejection, RejectReason
 from tasks.backends.protocol import BackendOutOfMemory, GenerationRequest
 from tasks.caption import CaptionConfig, caption_clips, load_captioner, load_model
 from tasks.caption_text import clean_caption, repetition_ratio
@@ -27,9 +28,9 @@ def frame(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 255, (48, 64, 3), dtype=np.uint8)
 
 
-def clip(index: int, times: list[float]) -> ScoredClip:
+def clip(index: int, times: list[float]) -> ClipRecord:
     kfs = [Keyframe(t, frame(index * 100 + i)) for i, t in enumerate(times)]
-    return ScoredClip(ClipSpan(index, times[0], times[-1] + 1.0), kfs, 5.0, "heuristic")
+    return ClipRecord(ClipSpan(index, times[0], times[-1] + 1.0), keyframes=kfs)
 
 
 class Recorder:
@@ -49,13 +50,15 @@ def diffsw(model, **options) -> DiffSWCaptioner:
     return DiffSWCaptioner(model, DiffSWOptions(**options))
 
 
-CLIPS = [clip(0, [0.52, 2.52, 4.52]), clip(1, [10.04, 13.4]), clip(2, [20.0, 21.1, 23.7, 25.0])]
+def make_clips() -> list[ClipRecord]:
+    """Fresh records each time: captioning fills them in place."""
+    return [clip(0, [0.52, 2.52, 4.52]), clip(1, [10.04, 13.4]), clip(2, [20.0, 21.1, 23.7, 25.0])]
 
 
 def test_diffsw_end_to_end_through_hf_path(tiny_llava: str) -> None:
     captioner = load_captioner(CaptionConfig(captioner=tiny_llava, max_new_tokens=8))
-    results = caption_clips(CLIPS, captioner)
-    for c, cap in zip(CLIPS, results, strict=True):
+    results = caption_clips(make_clips(), captioner)
+    for c, cap in zip(make_clips(), results, strict=True):
         assert isinstance(cap, Caption)
         assert [d.t for d in cap.differential] == [k.t for k in c.keyframes]
         assert (cap.model, cap.mode, cap.prompt_version) == (tiny_llava, "diffsw", "diffsw-v1")
@@ -64,7 +67,7 @@ def test_diffsw_end_to_end_through_hf_path(tiny_llava: str) -> None:
 
 def test_prompts_carry_true_timestamps_and_the_previous_caption(tiny_llava: str) -> None:
     model = Recorder(load_model(CaptionConfig(captioner=tiny_llava, max_new_tokens=8)))
-    [cap] = diffsw(model, pool_size=1).caption([CLIPS[1]])
+    [cap] = diffsw(model, pool_size=1).caption([make_clips()[1]])
     first, diff, summary = (batch[0] for batch in model.batches)
     assert "10.04 seconds" in first.prompt and len(first.images) == 1
     assert "10.04 seconds" in diff.prompt and "13.40 seconds" in diff.prompt
@@ -76,7 +79,7 @@ def test_prompts_carry_true_timestamps_and_the_previous_caption(tiny_llava: str)
 
 def test_stacked_pairs_send_one_image(tiny_llava: str) -> None:
     model = Recorder(load_model(CaptionConfig(captioner=tiny_llava, max_new_tokens=4)))
-    diffsw(model, pool_size=1, stack_pairs=True).caption([CLIPS[1]])
+    diffsw(model, pool_size=1, stack_pairs=True).caption([make_clips()[1]])
     diff = model.batches[1][0]
     assert len(diff.images) == 1 and diff.images[0].shape[0] == 48 * 2 + 50
     assert "on top" in diff.prompt
@@ -84,18 +87,18 @@ def test_stacked_pairs_send_one_image(tiny_llava: str) -> None:
 
 def test_model_calls_are_keyframes_plus_one_in_diffsw_and_one_in_fast(tiny_llava: str) -> None:
     model = Recorder(load_model(CaptionConfig(captioner=tiny_llava, max_new_tokens=4)))
-    diffsw(model, pool_size=8).caption(CLIPS)
-    assert sum(len(b) for b in model.batches) == sum(len(c.keyframes) + 1 for c in CLIPS)
+    diffsw(model, pool_size=8).caption(make_clips())
+    assert sum(len(b) for b in model.batches) == sum(len(c.keyframes) + 1 for c in make_clips())
     fast = Recorder(model.model)
-    results = diffsw(fast, mode="fast").caption(CLIPS)
-    assert sum(len(b) for b in fast.batches) == len(CLIPS)
+    results = diffsw(fast, mode="fast").caption(make_clips())
+    assert sum(len(b) for b in fast.batches) == len(make_clips())
     assert all(isinstance(r, Caption) and r.mode == "fast" and not r.differential for r in results)
     assert all(len(r.images) == 1 for r in fast.batches[0])
 
 
 def test_batches_group_steps_of_different_clips(tiny_llava: str) -> None:
     model = Recorder(load_model(CaptionConfig(captioner=tiny_llava, max_new_tokens=4)))
-    diffsw(model, pool_size=3).caption(CLIPS)
+    diffsw(model, pool_size=3).caption(make_clips())
     # Wavefront: one step of every clip per call, so 3 clips of 2-4 keyframes take 5 calls.
     assert [len(b) for b in model.batches] == [3, 3, 3, 2, 1]
     stamps = ["0.52 seconds", "10.04 seconds", "20.00 seconds"]
@@ -104,8 +107,8 @@ def test_batches_group_steps_of_different_clips(tiny_llava: str) -> None:
 
 def test_batched_results_equal_unbatched_under_greedy_decoding(tiny_llava: str) -> None:
     model = load_model(CaptionConfig(captioner=tiny_llava, max_new_tokens=12))
-    one = diffsw(model, pool_size=1).caption(CLIPS)
-    many = diffsw(model, pool_size=8).caption(CLIPS)
+    one = diffsw(model, pool_size=1).caption(make_clips())
+    many = diffsw(model, pool_size=8).caption(make_clips())
     assert [c.text for c in one] == [c.text for c in many]
     assert [[d.text for d in c.differential] for c in one] == [
         [d.text for d in c.differential] for c in many
@@ -130,10 +133,10 @@ class FlakyMemory:
 
 def test_out_of_memory_halves_the_batch_then_quarantines() -> None:
     model = FlakyMemory(limit=1)
-    results = diffsw(model, pool_size=4).caption(CLIPS)
+    results = diffsw(model, pool_size=4).caption(make_clips())
     assert all(isinstance(r, Caption) for r in results)
     assert max(s for s in model.sizes if s <= 1) == 1 and 3 in model.sizes
-    broken = diffsw(FlakyMemory(limit=0), pool_size=4).caption(CLIPS)
+    broken = diffsw(FlakyMemory(limit=0), pool_size=4).caption(make_clips())
     assert all(isinstance(r, Rejection) and r.reason == RejectReason.CAPTION_FAILED for r in broken)
 
 
@@ -212,10 +215,10 @@ def test_openai_backend_speaks_chat_completions(
 
     base = f"http://127.0.0.1:{chat_server.server_address[1]}/v1"
     model = OpenAICompatModel(base, "vlm-7b", max_new_tokens=64, backoff_s=0.01)
-    results = diffsw(model, pool_size=4).caption(CLIPS[:2])
+    results = diffsw(model, pool_size=4).caption(make_clips()[:2])
     assert all(isinstance(r, Caption) for r in results)
     assert results[0].differential[1].text == "2 frame(s)."  # stock opener stripped
-    assert len(chat_server.requests) == sum(len(c.keyframes) + 1 for c in CLIPS[:2])
+    assert len(chat_server.requests) == sum(len(c.keyframes) + 1 for c in make_clips()[:2])
     req = chat_server.requests[0]
     assert req["model"] == "vlm-7b" and req["max_tokens"] == 64 and req["temperature"] == 0
     images = [

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from storage.types import ClipSpan, Keyframe, ScoredClip
+from storage.records import ClipRecord
+from storage.types import ClipSpan, Keyframe
 from tasks.backends.describe import Describer, dominant_colours, motion_phrase
 from tasks.caption import caption_clips
 
@@ -30,7 +31,7 @@ def test_diffsw_shape_one_caption_per_keyframe_then_a_timed_summary() -> None:
         Keyframe(3.0, solid((11, 22, 64))),
         Keyframe(5.0, solid((200, 40, 40))),
     ]
-    clip = ScoredClip(ClipSpan(0, 1.0, 5.0, 0.01, track), kfs, 6.0, "heuristic")
+    clip = ClipRecord(ClipSpan(0, 1.0, 5.0, 0.01, track), keyframes=kfs)
     [caption] = caption_clips([clip], Describer())
     assert [d.t for d in caption.differential] == [1.0, 3.0, 5.0]
     assert caption.differential[0].text.startswith("A dark scene dominated by dark blue")

@@ -1,0 +1,146 @@
+"""Preparation: one object from its bytes to clips ready to caption, as one VideoRecord.
+
+download -> probe (every stream; the source bounds before any decode) -> transitions (one
+streamed decode) -> sources gate -> clips -> the per-clip stage list, in config order. Bad
+media ends as rejections on the record; an infrastructure fault raises, and Prefect
+retries the task. The stages run as plain calls inside one task run per object, which
+keeps Prefect's per-task cost small next to the work.
+"""
+
+from __future__ import annotations
+
+import bisect
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from flows.config import RunConfig
+from quality.config import precheck_source
+from storage.records import VideoRecord
+from storage.s3 import download_object, make_client
+from storage.types import ObjectRef, ProbeInfo, Rejection, RejectReason, ShotAnalysis
+from tasks.clips import cut_clips
+from tasks.probe import probe_video
+from tasks.stages import ClipStage, run_stages
+from tasks.transitions import analyse_shots
+
+RETRY = {"retries": 2, "retry_delay_seconds": 2, "retry_jitter_factor": 0.5}
+
+
+class StageClock:
+    """Seconds spent per stage, summed: the run report's time per stage."""
+
+    def __init__(self) -> None:
+        self.seconds: Counter[str] = Counter()
+
+    @contextmanager
+    def time(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - started
+
+
+def frame_step(times: Sequence[float]) -> float:
+    """The mean frame duration: where the last frame ends."""
+    return (times[-1] - times[0]) / max(1, len(times) - 1)
+
+
+def source_row(probe: ProbeInfo, analysis: ShotAnalysis) -> dict[str, Any]:
+    """What the sources suite checks: the decoded facts, not the container's claims."""
+    times = analysis.times
+    return {
+        "has_video_stream": True,
+        "decoded_frames": len(times),
+        "duration_s": times[-1] - times[0] + frame_step(times) if times else 0.0,
+        "fps": probe.fps,
+        "width": probe.display_size[0],
+        "height": probe.display_size[1],
+    }
+
+
+def prepare_video(obj: ObjectRef, config: RunConfig, stages: Sequence[ClipStage]) -> VideoRecord:
+    """The object's record after every CPU stage, its local copy deleted again."""
+    clock = StageClock()
+    video = VideoRecord(obj)
+    try:
+        _prepare(video, config, stages, clock)
+    finally:
+        video.path = None
+        video.seconds = {k: round(v, 4) for k, v in clock.seconds.items()}
+    return video
+
+
+def _prepare(
+    video: VideoRecord, config: RunConfig, stages: Sequence[ClipStage], clock: StageClock
+) -> None:
+    obj = video.obj
+    if obj.size == 0:  # nothing to download or decode
+        video.rejections.append(Rejection("download", RejectReason.EMPTY_OBJECT, "zero bytes"))
+        return
+    tmp_root = Path(config.workdir) / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
+        # A fixed local name: the key is data, never part of a path or a command.
+        with clock.time("download"):
+            local = download_object(make_client(config.s3.options()), obj, Path(tmp) / "input")
+        if isinstance(local, Rejection):
+            video.rejections.append(local)
+            return
+        video.path = local
+        with clock.time("probe"):
+            probe = probe_video(local, config.probe)
+        if isinstance(probe, Rejection):
+            video.rejections.append(probe)
+            return
+        video.probe = probe
+        refused = precheck_source(probe, config.quality)
+        if refused:
+            video.rejections.append(refused)
+            return
+        with clock.time("transitions"):
+            analysis = analyse_shots(local, probe, config.transitions)
+        if isinstance(analysis, Rejection):
+            video.rejections.append(analysis)
+            return
+        times = analysis.times
+        video.decoded_frames = len(times)
+        video.decoded_duration_s = round(times[-1] - times[0] + frame_step(times), 6)
+        video.transitions = analysis.transitions
+        with clock.time("gate"):
+            refused = _gate_source(video, source_row(probe, analysis), config)
+        if refused:
+            video.rejections.append(refused)
+            return
+        spans = cut_clips(analysis, config.clips)
+        if not spans:
+            detail = f"no shot of at least {config.clips.min_clip_s} s after trimming"
+            video.rejections.append(Rejection("clips", RejectReason.NO_CLIPS, detail))
+        for span in spans:
+            frames = bisect.bisect_left(times, span.end_s) - bisect.bisect_left(times, span.start_s)
+            run_stages(video.add_clip(span, frames), stages, clock.seconds)
+
+
+def _gate_source(video: VideoRecord, row: dict[str, Any], config: RunConfig) -> Rejection | None:
+    from quality.gate import gate_sources
+
+    result = gate_sources([row], config.quality)
+    failed = set(result.failed[0][1]) if result.failed else set()
+    video.checks = {name: name not in failed for name in result.evaluated}
+    if not failed:
+        return None
+    names = ", ".join(result.failed[0][1])
+    return Rejection("quality", RejectReason.QUALITY_FAILED, f"failed: {names}")
+
+
+@task(name="prepare-object", cache_policy=NO_CACHE, **RETRY)
+def prepare_object_task(obj: ObjectRef, config: RunConfig) -> VideoRecord:
+    return prepare_video(obj, config, config.clip_stages())
