@@ -199,8 +199,22 @@ def run(
         overrides["reprocess"] = True
     report = _run_with_progress(build_config(config, overrides))
     _print_report(report)
-    if report["failed"]:
-        raise typer.Exit(1)
+    _exit_if_failed(report)
+
+
+def _exit_if_failed(report: dict[str, Any]) -> None:
+    """Failed objects are not done: say so last, with what to do, and exit 1."""
+    if not report["failed"]:
+        return
+    causes = ", ".join(f"{n} x {c}" for c, n in sorted(report.get("failures", {}).items()))
+    if report.get("stopped"):
+        console.print(f"the run stopped early: {escape(report['stopped'])}")
+    console.print(
+        f"[red]{report['failed']} object(s) failed[/] ({escape(causes)}); they are not done: "
+        "run the same command again to retry them",
+        soft_wrap=True,
+    )
+    raise typer.Exit(1)
 
 
 @app.command()

@@ -50,7 +50,13 @@ class ClipBuffer:
     done with it, so what is held in memory (keyframes included) is what the bounds say,
     whatever the bucket's size. A clip of an object that has already failed is skipped."""
 
-    def __init__(self, max_clips: int, max_bytes: float, on_release: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        max_clips: int,
+        max_bytes: float,
+        on_release: Callable[[], None],
+        on_skip: Callable[[ClipRecord], None],
+    ) -> None:
         self.max_clips = max_clips
         self.max_bytes = max_bytes
         self._ready: deque[ClipRecord] = deque()
@@ -59,6 +65,7 @@ class ClipBuffer:
         self._closed = False
         self._cond = threading.Condition()
         self._on_release = on_release
+        self._on_skip = on_skip
         self.peak_clips = 0
         self.peak_bytes = 0
 
@@ -78,12 +85,21 @@ class ClipBuffer:
     cancelled = False  # set when the run stops: captioners start no new step
 
     def take(self, limit: int, wait: bool) -> list[ClipRecord] | None:
-        with self._cond:
-            while wait and not self._ready and not self._closed:
-                self._cond.wait()
-            if not self._ready:
-                return None if self._closed else []
-            return [self._ready.popleft() for _ in range(min(limit, len(self._ready)))]
+        while True:
+            taken, skipped = [], []
+            with self._cond:
+                while wait and not self._ready and not self._closed:
+                    self._cond.wait()
+                if not self._ready:
+                    return None if self._closed else []
+                while self._ready and len(taken) < limit:
+                    clip = self._ready.popleft()
+                    failed = clip.video is not None and clip.video.failed
+                    (skipped if failed else taken).append(clip)
+            for clip in skipped:  # its object failed already: captioning it is waste
+                self._on_skip(clip)
+            if taken or not wait:
+                return taken
 
     def release(self, clip: ClipRecord) -> None:
         with self._cond:
@@ -152,6 +168,7 @@ class StreamingRun:
             config.stream.max_clips,
             config.stream.max_keyframe_mb * 1e6,
             on_release=lambda: self._events.put(None),
+            on_skip=lambda clip: self._captioned(clip, None),
         )
         self._finished: queue.Queue[Any] = queue.Queue()  # objects ready to land
         self._uncaptioned: dict[ObjectRef, int] = {}

@@ -66,9 +66,15 @@ def objects_predicate(objects: Sequence[tuple[str, str]]) -> str:
 
 
 def is_retryable(error: Exception) -> bool:
-    """What Lance itself calls retryable: a commit that lost a race it could not rebase."""
+    """A commit that lost a race it could not rebase: what Lance calls retryable, and the
+    "incompatible" loser (an upsert after another writer's overwrite, as when two
+    processes create one table at once). Every write here is idempotent, so redoing it on
+    a fresh handle is always right."""
     text = str(error)
-    return "Retryable commit conflict" in text or "CommitConflict" in text
+    return any(
+        s in text
+        for s in ("Retryable commit conflict", "CommitConflict", "Incompatible transaction")
+    )
 
 
 def with_retries(fn: Callable[[], T], attempts: int = 6, base_s: float = 0.2) -> T:
@@ -194,29 +200,29 @@ class LanceStore:
                 f"rows for table {spec.name!r} have column(s) {', '.join(unknown)} that its "
                 "definition (storage/schema.py) lacks"
             )
-        with _write_turn(self.uri, spec.name):
-            table = self._table_for_write(spec, target)
+
+        def merge() -> None:
+            table = self._table_for_write(spec, target)  # a fresh handle on every attempt
             data = _arrow(list(records.values()), table.schema, spec.name)
+            builder = (
+                table.merge_insert(spec.key).when_matched_update_all().when_not_matched_insert_all()
+            )
+            if replace and replace.objects:
+                builder = builder.when_not_matched_by_source_delete(replace.predicate())
+            builder.execute(data)
 
-            def merge() -> None:
-                builder = (
-                    table.merge_insert(spec.key)
-                    .when_matched_update_all()
-                    .when_not_matched_insert_all()
-                )
-                if replace and replace.objects:
-                    builder = builder.when_not_matched_by_source_delete(replace.predicate())
-                builder.execute(data)
-
+        with _write_turn(self.uri, spec.name):
             with_retries(merge)
         return len(records)
 
     def delete(self, name: str, predicate: str) -> None:
-        table = self.open_table(name)
-        if table is None:
-            return
+        def delete() -> None:
+            table = self.open_table(name)
+            if table is not None:
+                table.delete(predicate)
+
         with _write_turn(self.uri, name):
-            with_retries(lambda: table.delete(predicate))
+            with_retries(delete)
 
     # -- reads ---------------------------------------------------------------------------
 
