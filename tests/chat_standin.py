@@ -18,11 +18,43 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-WORDS = (
-    "harbour lantern meadow ridge river cloud orange violet crimson slow quick drifting "
-    "camera pans tilts zooms figure walks boat sails light fades brightens shadows "
-    "stretch across water reflects trees sway wind gusts street crowd gathers"
-).split()
+WORDS = [
+    "harbour",
+    "lantern",
+    "meadow",
+    "ridge",
+    "river",
+    "cloud",
+    "orange",
+    "violet",
+    "crimson",
+    "slow",
+    "quick",
+    "drifting",
+    "camera",
+    "pans",
+    "tilts",
+    "zooms",
+    "figure",
+    "walks",
+    "boat",
+    "sails",
+    "light",
+    "fades",
+    "brightens",
+    "shadows",
+    "stretch",
+    "across",
+    "water",
+    "reflects",
+    "trees",
+    "sway",
+    "wind",
+    "gusts",
+    "street",
+    "crowd",
+    "gathers",
+]
 
 Fault = Callable[[int], str]  # request number (0-based) -> "ok" | "500" | "503" | "drop" | "hang"
 
