@@ -92,9 +92,11 @@ def test_a_captioner_failing_clip_after_clip_stops_the_run_early(
     prefect_api: None, local_s3: Any, three_videos: str, tmp_path: Path
 ) -> None:
     with StandInChatServer(fault=lambda n: "503") as server:
-        config = _config(local_s3, three_videos, tmp_path, server, max_workers=1,
-                         caption={"retries": 0, "max_concurrency": 1},
-                         stream={"max_consecutive_caption_failures": 2, "max_clips": 2})  # fmt: skip
+        stream = {"max_consecutive_caption_failures": 2, "max_clips": 2}
+        caption = {"retries": 0, "max_concurrency": 1}
+        config = _config(
+            local_s3, three_videos, tmp_path, server, max_workers=1, caption=caption, stream=stream
+        )
         report = run_curate(config)
     assert report["failed"] == 3 and "in a row" in report["stopped"]
     assert server.received < sum(VIDEOS.values())  # it stopped asking
