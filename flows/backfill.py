@@ -37,15 +37,24 @@ def backfill_config(
     overrides: dict[str, Any] | None = None,
     config_file: str | None = None,
 ) -> RunConfig:
-    """The run config of a backfill: defaults < file < CAPFLOW_* env < overrides < source."""
+    """The run config of a backfill: defaults < file < CAPFLOW_* env < overrides < the
+    source given here (only what is given: the file's prefixes stand unless replaced)."""
     if not bucket:
         raise ValueError("a backfill needs a bucket")
-    if not prefixes and since is None and until is None:
-        raise ValueError("a backfill needs prefixes or a LastModified range (since/until)")
-    source = {"bucket": bucket, "prefixes": list(prefixes or [""]), "since": since, "until": until}
+    source: dict[str, Any] = {"bucket": bucket}
+    if prefixes:
+        source["prefixes"] = list(prefixes)
+    if since is not None:
+        source["since"] = since
+    if until is not None:
+        source["until"] = until
     merged = {**(overrides or {})}
     merged["source"] = {**merged.get("source", {}), **source}
-    return build_config(Path(config_file) if config_file else None, merged)
+    config = build_config(Path(config_file) if config_file else None, merged)
+    src = config.source
+    if not src.prefixes and src.since is None and src.until is None:
+        raise ValueError("a backfill needs prefixes or a LastModified range (since/until)")
+    return config
 
 
 def partition_configs(config: RunConfig, partitions: int) -> list[RunConfig]:

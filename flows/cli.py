@@ -10,12 +10,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from flows.defaults import DEFAULT_CRON, DEFAULT_POOL
 from flows.environment import apply_quiet_offline_defaults
+from flows.terminal import inert
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -25,7 +25,43 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML run confi
 LanceOpt = Annotated[str | None, typer.Option("--lance-uri", help="LanceDB folder or s3:// URI")]
 
 
+class Terminated(SystemExit):
+    """SIGTERM, raised in the main thread so every cleanup (the temporary API) runs."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated(143)
+
+
+def _flow_command(fn: Any, *args: Any, log_dir: Path | None = None) -> Any:
+    """Run a flow-running command: on a temporary Prefect API of its own when none is
+    configured, stopped when the command ends; Ctrl-C ends it in seconds, exit 130."""
+    from prefect.exceptions import TerminationSignal
+
+    from flows.prefect_api import temporary_api
+
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with temporary_api(log_dir):
+            return fn(*args)
+    except KeyboardInterrupt:
+        notices.print(
+            "[yellow]interrupted[/]: what landed is committed and recorded; "
+            "run the same command again to resume",
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
+    except (Terminated, TerminationSignal):
+        notices.print("terminated: run the same command again to resume", soft_wrap=True)
+        raise typer.Exit(143) from None
+
+
 def _run_with_progress(config: Any) -> dict[str, Any]:
+    return _flow_command(_curate_with_progress, config, log_dir=Path(config.workdir))
+
+
+def _curate_with_progress(config: Any) -> dict[str, Any]:
     from flows import progress
     from flows.curate import QualityGateFailed, run_curate
 
@@ -44,13 +80,13 @@ def _run_with_progress(config: Any) -> dict[str, Any]:
             elif event == "finished":
                 outcome, _, uri = detail.partition(" ")
                 bar.advance(task_id)
-                bar.console.log(f"{outcome:<11} {escape(uri)}")
+                bar.console.log(f"{outcome:<11} {inert(uri)}")
 
         unsubscribe = progress.subscribe(on_event)
         try:
             report = run_curate(config)
         except QualityGateFailed as e:
-            console.print(f"[red]run failed its quality gate:[/] {escape(str(e))}")
+            console.print(f"[red]run failed its quality gate:[/] {inert(str(e))}")
             raise typer.Exit(1) from e
         finally:
             unsubscribe()
@@ -108,10 +144,10 @@ def _hits_table(hits: list[Any], title: str) -> Table:
     for h in hits:
         table.add_row(
             f"{h.score:.3f}",
-            escape(h.source),
+            inert(h.source),
             f"{h.start_s:.1f}-{h.end_s:.1f}",
             f"{h.aesthetic_score:.1f}",
-            escape(h.caption[:90]),
+            inert(h.caption[:90]),
         )
     return table
 
@@ -152,10 +188,10 @@ def demo(
     for r in rows:
         words = " ".join(r["caption"].split()[:14])
         table.add_row(
-            escape(r["source"]),
+            inert(r["source"]),
             f"{r['start_s']:.1f}-{r['end_s']:.1f}",
             f"{r['aesthetic_score']:.1f}",
-            escape(words) + " ...",
+            inert(words) + " ...",
         )
     console.print(table)
     hits = _search(DEMO_QUERY, 3, None, config)
@@ -180,10 +216,44 @@ def _connection(
     return overrides
 
 
+def run_config(
+    bucket: str | None = None,
+    prefix: str | None = None,
+    endpoint_url: str | None = None,
+    lance_uri: str | None = None,
+    config: Path | None = None,
+    workdir: Path | None = None,
+    reprocess: bool = False,
+) -> Any:
+    """The run config of `capflow run`: defaults < YAML < CAPFLOW_* < the flags given.
+    A flag not given sets nothing, so it never hides what the file or environment says."""
+    from flows.config import build_config
+
+    overrides = _connection(endpoint_url, lance_uri, workdir)
+    source: dict[str, Any] = {}
+    if bucket is not None:
+        source["bucket"] = bucket
+    if prefix is not None:
+        source |= {"prefix": prefix, "prefixes": []}  # this prefix, not the file's list
+    if source:
+        overrides["source"] = source
+    if reprocess:
+        overrides["reprocess"] = True
+    cfg = build_config(config, overrides)
+    if not cfg.source.bucket:
+        raise typer.BadParameter(
+            "no bucket to curate: pass --bucket, or set source.bucket in --config or "
+            "CAPFLOW_SOURCE__BUCKET"
+        )
+    return cfg
+
+
 @app.command()
 def run(
-    bucket: Annotated[str, typer.Option(help="S3 bucket to curate")],
-    prefix: Annotated[str, typer.Option(help="key prefix")] = "",
+    bucket: Annotated[
+        str | None, typer.Option(help="S3 bucket to curate (or source.bucket)")
+    ] = None,
+    prefix: Annotated[str | None, typer.Option(help="key prefix (or source.prefix)")] = None,
     endpoint_url: EndpointOpt = None,
     lance_uri: LanceOpt = None,
     config: ConfigOpt = None,
@@ -191,13 +261,8 @@ def run(
     reprocess: Annotated[bool, typer.Option(help="redo objects already done")] = False,
 ) -> None:
     """Run the curate flow once against any S3 endpoint (standard AWS credential chain)."""
-    from flows.config import build_config
-
-    overrides = _connection(endpoint_url, lance_uri, workdir)
-    overrides["source"] = {"bucket": bucket, "prefix": prefix}
-    if reprocess:
-        overrides["reprocess"] = True
-    report = _run_with_progress(build_config(config, overrides))
+    cfg = run_config(bucket, prefix, endpoint_url, lance_uri, config, workdir, reprocess)
+    report = _run_with_progress(cfg)
     _print_report(report)
     _exit_if_failed(report)
 
@@ -208,9 +273,9 @@ def _exit_if_failed(report: dict[str, Any]) -> None:
         return
     causes = ", ".join(f"{n} x {c}" for c, n in sorted(report.get("failures", {}).items()))
     if report.get("stopped"):
-        console.print(f"the run stopped early: {escape(report['stopped'])}")
+        console.print(f"the run stopped early: {inert(report['stopped'])}")
     console.print(
-        f"[red]{report['failed']} object(s) failed[/] ({escape(causes)}); they are not done: "
+        f"[red]{report['failed']} object(s) failed[/] ({inert(causes)}); they are not done: "
         "run the same command again to retry them",
         soft_wrap=True,
     )
@@ -247,7 +312,7 @@ def backfill(
         raise typer.BadParameter("give --prefix (repeatable) or --since/--until")
     params: dict[str, Any] = {
         "bucket": bucket,
-        "prefixes": prefix or [""],
+        "prefixes": prefix or None,
         "since": _utc(since),
         "until": _utc(until),
         "partitions": partitions,
@@ -261,12 +326,15 @@ def backfill(
     from flows.backfill import BackfillFailed
     from flows.backfill import backfill as backfill_flow
 
-    with console.status(f"backfill of s3://{escape(bucket)} in {partitions} partition(s)"):
-        try:
-            totals = backfill_flow(**params)
-        except BackfillFailed as e:
-            console.print(f"[red]backfill incomplete:[/] {escape(str(e))}")
-            raise typer.Exit(1) from e
+    def run_backfill() -> dict[str, Any]:
+        with console.status(f"backfill of s3://{inert(bucket)} in {partitions} partition(s)"):
+            try:
+                return dict(backfill_flow(**params))
+            except BackfillFailed as e:
+                console.print(f"[red]backfill incomplete:[/] {inert(str(e))}")
+                raise typer.Exit(1) from e
+
+    totals = _flow_command(run_backfill, log_dir=workdir.resolve() if workdir else None)
     console.print(_totals_line(totals))
 
 
@@ -305,7 +373,7 @@ def deploy(
     cron: Annotated[str, typer.Option(help="curate-incremental schedule")] = DEFAULT_CRON,
     timezone: Annotated[str, typer.Option(help="the schedule's time zone")] = "UTC",
     bucket: Annotated[str | None, typer.Option(help="bucket the schedule curates")] = None,
-    prefix: Annotated[str, typer.Option(help="prefix the schedule curates")] = "",
+    prefix: Annotated[str | None, typer.Option(help="prefix the schedule curates")] = None,
     endpoint_url: EndpointOpt = None,
     lance_uri: LanceOpt = None,
     config: ConfigOpt = None,
@@ -317,14 +385,15 @@ def deploy(
     if not os.environ.get("PREFECT_API_URL"):
         raise typer.BadParameter("set PREFECT_API_URL to the Prefect server to deploy to")
     overrides = _connection(endpoint_url, lance_uri, workdir)
-    if bucket:
-        overrides["source"] = {"bucket": bucket, "prefix": prefix}
+    source = {k: v for k, v in (("bucket", bucket), ("prefix", prefix)) if v is not None}
+    if source:
+        overrides["source"] = source
     spec = DeploySpec(pool, cron, timezone, overrides, str(config.resolve()) if config else None)
     ids = deploy_all(spec)
     console.print(
-        f"deployed curate-incremental ({escape(cron)} {timezone}) and backfill on pool "
-        f"{escape(pool)}: {', '.join(ids)}\nstart a worker: prefect worker start --pool "
-        f"{escape(pool)}"
+        f"deployed curate-incremental ({inert(cron)} {timezone}) and backfill on pool "
+        f"{inert(pool)}: {', '.join(ids)}\nstart a worker: prefect worker start --pool "
+        f"{inert(pool)}"
     )
 
 
@@ -382,7 +451,7 @@ def _single(fn: Any, target: Any, cfg: Any, as_json: bool) -> dict[str, Any] | N
     try:
         result = fn(target, cfg)
     except StageRejected as e:
-        console.print(f"[red]rejected[/] {escape(str(e))}")
+        console.print(f"[red]rejected[/] {inert(str(e))}")
         raise typer.Exit(2) from e
     if as_json:
         print(json.dumps(result, indent=2))
@@ -393,7 +462,7 @@ def _single(fn: Any, target: Any, cfg: Any, as_json: bool) -> dict[str, Any] | N
 @app.command()
 def caption(
     path: Annotated[Path, typer.Argument(help="a local video file", exists=True, dir_okay=False)],
-    mode: Annotated[str, typer.Option(help="diffsw | fast")] = "diffsw",
+    mode: Annotated[str | None, typer.Option(help="diffsw | fast (or caption.mode)")] = None,
     captioner: CaptionerOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     config: ConfigOpt = None,
@@ -404,10 +473,10 @@ def caption(
     result = _single(caption_video, path, _caption_config(config, captioner, mode=mode), as_json)
     if result is None:
         return
-    console.print(f"[bold]{escape(result['captioner'])}[/] ({result['mode']})")
+    console.print(f"[bold]{inert(result['captioner'])}[/] ({result['mode']})")
     for d in result["differential_captions"]:
-        console.print(f"  {d['t']:7.2f} s  {escape(d['text'])}")
-    console.print(escape(result["caption"]))
+        console.print(f"  {d['t']:7.2f} s  {inert(d['text'])}")
+    console.print(inert(result["caption"]))
 
 
 @app.command()
@@ -431,15 +500,15 @@ def resummarize(
     store = LanceStore(cfg.lance_uri, cfg.lance_storage_options())
     clip = store.clip(clip_id)
     if clip is None:
-        console.print(f"[red]no clip {escape(clip_id)} in {escape(cfg.lance_uri)}[/]")
+        console.print(f"[red]no clip {inert(clip_id)} in {inert(cfg.lance_uri)}[/]")
         raise typer.Exit(2)
     try:
         result = resummarize_steps(steps_of(clip), start, end, cfg.caption)
     except CaptionerError as e:
-        console.print(f"[red]{escape(str(e))}[/]")
+        console.print(f"[red]{inert(str(e))}[/]")
         raise typer.Exit(2) from e
     store.upsert_caption_versions([caption_version_row(clip, result, start, end, "cli")])
-    console.print(escape(result.text))
+    console.print(inert(result.text))
 
 
 @app.command()
@@ -456,9 +525,9 @@ def recaption(
     try:
         result = expand(prompt, cfg.caption)
     except CaptionerError as e:
-        console.print(f"[red]{escape(str(e))}[/]")
+        console.print(f"[red]{inert(str(e))}[/]")
         raise typer.Exit(2) from e
-    console.print(escape(result.text))
+    console.print(inert(result.text))
 
 
 @app.command()
@@ -477,7 +546,7 @@ def detect(
     if result is None:
         return
     console.print(
-        f"{escape(result['video'])}: {result['frame_count']} frames, {result['fps']:.3f} fps, "
+        f"{inert(result['video'])}: {result['frame_count']} frames, {result['fps']:.3f} fps, "
         f"{result['duration_s']:.2f} s"
     )
     for t in result["transitions"]:
@@ -501,13 +570,16 @@ def score(
     result = _single(score_video, path, build_config(config), as_json)
     if result is None:
         return
-    console.print(f"scorer {escape(result['scorer'])}: clip score {result['clip_score']:.2f}")
+    console.print(f"scorer {inert(result['scorer'])}: clip score {result['clip_score']:.2f}")
     for k in result["keyframes"]:
         console.print(f"  {k['t']:7.2f} s  {k['score']:.2f}")
 
 
 def main() -> None:
+    import signal
+
     apply_quiet_offline_defaults()
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app()
 
 

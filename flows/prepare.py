@@ -31,7 +31,26 @@ from tasks.probe import probe_video
 from tasks.stages import ClipStage, run_stages
 from tasks.transitions import analyse_shots
 
-RETRY = {"retries": 2, "retry_delay_seconds": 2, "retry_jitter_factor": 0.5}
+
+def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """Infrastructure faults are retried; a run that is stopping is not."""
+    from tasks.media import MediaStopped
+
+    try:
+        state.result()
+    except MediaStopped:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+RETRY = {
+    "retries": 2,
+    "retry_delay_seconds": 2,
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": _worth_retrying,
+}
 
 
 class StageClock:

@@ -35,9 +35,11 @@ from prefect.utilities.annotations import quote
 from flows import progress
 from flows.config import PIPELINE_VERSION, RunConfig
 from flows.landing import Landed, Outcome, Sink, land_batch_task, sinks_store
+from flows.terminal import visible
 from storage.ledger import Ledger, LedgerEntry, Status
 from storage.records import ClipRecord, VideoRecord
 from storage.types import ObjectRef
+from tasks import media
 from tasks.stages import ClipStage
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,7 @@ class StreamResult:
 
 
 _END = object()
+OUTCOME_WORDS = {Status.DONE: "landed", Status.QUARANTINED: "quarantined", Status.FAILED: "failed"}
 
 
 class StreamingRun:
@@ -201,14 +204,16 @@ class StreamingRun:
         lander = threading.Thread(
             target=context.run, args=(self._land_loop,), name="capflow-land", daemon=True
         )
+        media.allow_new()
         caption_thread.start()
         lander.start()
         try:
             self._dispatch(list(objects))
         except BaseException:
-            # Interrupted (Ctrl-C, a cancelled flow run): land nothing more. What has not
-            # landed is not in the ledger, so the next run simply does it.
+            # Interrupted (Ctrl-C, SIGTERM, a cancelled flow run): kill the decoders, land
+            # nothing more. What has not landed is not in the ledger: the next run does it.
             self._interrupted = True
+            media.stop_all()
             self.stop("interrupted")
             self._finished.put(_END)
             caption_thread.join(timeout=5)
@@ -248,7 +253,7 @@ class StreamingRun:
             try:
                 video = future.result()
             except Exception as e:  # an infrastructure fault that outlived the retries
-                log.error("preparing %s failed: %s", obj.uri, e)
+                log.error("preparing %s failed: %s", visible(obj.uri), visible(str(e)))
                 video = VideoRecord(obj, failure=f"{type(e).__name__}: {e}"[:500])
             self._prepared(video)
 
@@ -385,4 +390,4 @@ class StreamingRun:
         self.result.funnel["clips_passed_gate"] += landed.clips_gated - landed.clips_failed_gate
         self.result.funnel["clips_landed"] += len(landed.metrics)
         for o in landed.outcomes:
-            progress.emit("finished", f"{o.status} {o.uri}")
+            progress.emit("finished", f"{OUTCOME_WORDS[o.status]} {o.uri}")

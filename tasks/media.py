@@ -39,6 +39,53 @@ class MediaError(Exception):
         self.detail = detail
 
 
+class MediaStopped(Exception):
+    """The run is stopping and killed this process: no verdict on the media itself, so
+    it must never become a Rejection (or a cached result)."""
+
+
+# Every media subprocess runs in a session of its own (so a hung one can be killed as a
+# group), which also keeps a terminal's Ctrl-C from reaching it: a run being stopped
+# kills the live ones here, and starts no more until the next run begins.
+_LIVE: set[subprocess.Popen[bytes]] = set()
+_LIVE_LOCK = threading.Lock()
+_REFUSING = threading.Event()
+
+
+def stop_all() -> int:
+    """Kill every live media subprocess and refuse new ones; returns how many died."""
+    _REFUSING.set()
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for proc in live:
+        _kill_group(proc)
+    return len(live)
+
+
+def allow_new() -> None:
+    _REFUSING.clear()
+
+
+def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+    if _REFUSING.is_set():
+        raise MediaStopped("the run is stopping: no new media process is started")
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
+    return proc
+
+
+def _forget(proc: subprocess.Popen[bytes]) -> None:
+    with _LIVE_LOCK:
+        _LIVE.discard(proc)
+
+
 @lru_cache(maxsize=1)
 def ffmpeg_path() -> str:
     found = shutil.which("ffmpeg")
@@ -99,19 +146,17 @@ class RunResult:
 
 def run(argv: list[str], timeout_s: float, max_stdout: int = 16 << 20) -> RunResult:
     """Run argv with a hard timeout (the process group is killed); capture bounded output."""
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    proc = _spawn(argv)
     try:
         out, err = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         proc.communicate()
         raise MediaTimeout(f"{Path(argv[0]).name} ran past {timeout_s:.0f} s") from None
+    finally:
+        _forget(proc)
+    if proc.returncode != 0 and _REFUSING.is_set():
+        raise MediaStopped(f"{Path(argv[0]).name} was stopped with the run")
     return RunResult(proc.returncode, out[:max_stdout], err[-8192:].decode("utf-8", "replace"))
 
 
@@ -155,13 +200,7 @@ def stream_frames(
         argv += ["-map", f"0:{int(stream_index)}"]
     argv += ["-an", "-sn", "-vf", ",".join(filters), "-fps_mode", "passthrough"]
     argv += ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    proc = _spawn(argv)
     # showinfo prints each frame's line before the frame reaches the pipe, so its time is
     # nearly always waiting when the frame is read: a deque, and a wait only when it is not.
     times: deque[float] = deque()
@@ -189,6 +228,8 @@ def stream_frames(
             with arrived:
                 arrived.wait_for(lambda: times or not reader.is_alive(), max(timeout_s, 1.0))
         if not times:
+            if _REFUSING.is_set():
+                raise MediaStopped("ffmpeg was stopped with the run")
             raise MediaError("ffmpeg sent a frame without its timestamp", "\n".join(tail))
         return times.popleft()
 
@@ -220,6 +261,9 @@ def stream_frames(
         if proc.poll() is None:
             _kill_group(proc)
             proc.wait()
+        _forget(proc)
+    if proc.returncode != 0 and _REFUSING.is_set():
+        raise MediaStopped("ffmpeg was stopped with the run")
     if timed_out.is_set():
         raise MediaTimeout(f"ffmpeg decode ran past {timeout_s:.0f} s")
     if proc.returncode != 0:

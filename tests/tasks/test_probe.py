@@ -111,3 +111,79 @@ def test_playlists_pointing_elsewhere_are_refused(
     # Decoding refuses it too, whatever a probe said.
     decoded = analyse_shots(p, Info("hls", 10, 320, 180, 25, "h264", False), TransitionConfig())
     assert isinstance(decoded, Rejection) and decoded.reason == RejectReason.DECODE_FAILED
+
+
+# -- several video streams: every one is held to the bounds, the decode reads the first ----
+
+TWO_STREAMS = ["-map", "0:v", "-map", "1:v"]
+
+
+def _two_streams(tmp_path: Path, second: str, codec: list[str], name: str) -> Path:
+    from tasks import media as m
+
+    out = tmp_path / name
+    argv = [m.ffmpeg_path(), "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+            "testsrc2=s=320x180:r=25", "-f", "lavfi", "-i", second, "-t", "4", *TWO_STREAMS,
+            *codec, "-y", str(out)]  # fmt: skip
+    assert m.run(argv, timeout_s=120).returncode == 0
+    return out
+
+
+@pytest.fixture(params=["ffprobe", "pyav"])
+def prober(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each probe test twice: with ffprobe, and with the PyAV fallback a machine without
+    system ffmpeg uses."""
+    if request.param == "pyav":
+        monkeypatch.setattr(media, "ffprobe_path", lambda: None)
+    elif media.ffprobe_path() is None:
+        pytest.skip("no ffprobe on this machine")
+    return str(request.param)
+
+
+def test_every_video_stream_is_held_to_the_bounds(tmp_path: Path, prober: str) -> None:
+    codec = ["-c:v:0", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+             "-c:v:1", "mjpeg", "-q:v", "31"]  # fmt: skip
+    path = _two_streams(tmp_path, "color=c=blue:s=8000x8000:r=1", codec, "huge-second.mkv")
+    result = probe_video(path, ProbeConfig())
+    assert isinstance(result, Rejection) and result.reason == RejectReason.OUT_OF_BOUNDS
+    assert "video stream 2 of 2: size 8000x8000" in result.detail
+
+
+def test_the_decode_reads_the_stream_the_probe_described(tmp_path: Path, prober: str) -> None:
+    """ffmpeg on its own picks the largest picture: here the 10 fps 1280x720 stream."""
+    from tasks.transitions import TransitionConfig, analyse_shots
+
+    codec = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    path = _two_streams(tmp_path, "testsrc2=s=1280x720:r=10", codec, "two.mp4")
+    info = probe_video(path, ProbeConfig())
+    assert isinstance(info, ProbeInfo)
+    assert (info.stream_index, info.width, info.fps) == (0, 320, pytest.approx(25.0))
+    analysis = analyse_shots(path, info, TransitionConfig())
+    assert not isinstance(analysis, Rejection)
+    assert len(analysis.times) == 100  # 4 s at 25 fps: stream 0's frames, not stream 1's 40
+
+
+def test_the_fallback_reads_the_display_matrix(samples: dict, tmp_path: Path, prober: str) -> None:
+    from tests.helpers import set_display_rotation
+
+    rotated = tmp_path / "rotated.mp4"
+    rotated.write_bytes(set_display_rotation(samples["night_harbour"].path.read_bytes(), 90))
+    info = probe_video(rotated, ProbeConfig())
+    assert isinstance(info, ProbeInfo) and info.rotation in (90, 270)
+    assert info.display_size == (180, 320)  # shown portrait, as a phone recorded it
+
+
+def test_a_decode_that_runs_too_long_is_labelled_as_a_decode(samples: dict) -> None:
+    from storage.types import ClipSpan
+    from tasks.keyframes import KeyframeConfig, extract_keyframes
+    from tasks.transitions import TransitionConfig, analyse_shots
+
+    path = samples["night_harbour"].path
+    info = probe_video(path, ProbeConfig())
+    assert isinstance(info, ProbeInfo)
+    slow = analyse_shots(path, info, TransitionConfig(timeout_s=0.01))
+    assert isinstance(slow, Rejection)
+    assert (slow.stage, slow.reason) == ("transitions", RejectReason.DECODE_TIMEOUT)
+    kf = extract_keyframes(path, info, ClipSpan(0, 0.5, 4.0), KeyframeConfig(timeout_s=0.01))
+    assert isinstance(kf, Rejection)
+    assert (kf.stage, kf.reason) == ("keyframes", RejectReason.DECODE_TIMEOUT)
