@@ -116,9 +116,8 @@ def _leaves(model: type, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, 
             kind = args[0] if len(args) == 1 else None
         else:
             kind = annotation if origin is None else None  # lists, Literals: not scalars
-        if (
-            kind in (str, int, float, bool)
-            or isinstance(kind, type)
+        if kind in (str, int, float, bool) or (
+            isinstance(kind, type)
             and (issubclass(kind, BaseModel) or dataclasses.is_dataclass(kind))
         ):
             out += _leaves(kind, (*prefix, name))

@@ -26,8 +26,8 @@ def _prepare(local_s3: Any, s3_client: Any, bucket: str, tmp_path: Path, key: st
 def test_a_tiny_fast_long_video_is_refused_from_the_probe_without_a_decode(
     local_s3: Any, s3_client: Any, bucket: str, tmp_path: Path
 ) -> None:
-    tiny = make_media(tmp_path / "tiny.mp4", "color=c=red:s=2x2:r=240", 120,
-                      ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p"])  # fmt: skip
+    x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p"]
+    tiny = make_media(tmp_path / "tiny.mp4", "color=c=red:s=2x2:r=240", 120, x264)
     s3_client.upload_file(str(tiny), bucket, "tiny.mp4")
     started = time.monotonic()
     video, _ = _prepare(local_s3, s3_client, bucket, tmp_path, "tiny.mp4")
@@ -49,7 +49,7 @@ def test_the_rows_record_the_decoded_duration_not_the_declared_one(
                         "-g", "25", "-movflags", "+faststart"])  # fmt: skip
     data = whole.read_bytes()
     s3_client.put_object(Bucket=bucket, Key="cut.mp4", Body=data[: len(data) * 6 // 10])
-    video, config = _prepare(local_s3, s3_client, bucket, tmp_path, "cut.mp4")
+    video, _ = _prepare(local_s3, s3_client, bucket, tmp_path, "cut.mp4")
     assert video.probe.duration_s == pytest.approx(10.0, abs=0.1)  # what the header claims
     assert video.decoded_duration_s < 8.0  # what is there
     clip = video.alive_clips()[0]
