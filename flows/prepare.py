@@ -26,7 +26,7 @@ from quality.config import precheck_source
 from storage.records import VideoRecord
 from storage.s3 import download_object, make_client
 from storage.types import ObjectRef, ProbeInfo, Rejection, RejectReason, ShotAnalysis
-from tasks.clips import cut_clips
+from tasks.clips import cut_clips, frame_step
 from tasks.probe import probe_video
 from tasks.stages import ClipStage, run_stages
 from tasks.transitions import analyse_shots
@@ -66,11 +66,6 @@ class StageClock:
             yield
         finally:
             self.seconds[stage] += time.perf_counter() - started
-
-
-def frame_step(times: Sequence[float]) -> float:
-    """The mean frame duration: where the last frame ends."""
-    return (times[-1] - times[0]) / max(1, len(times) - 1)
 
 
 def source_row(probe: ProbeInfo, analysis: ShotAnalysis) -> dict[str, Any]:

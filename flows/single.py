@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from flows.config import RunConfig
-from flows.prepare import frame_step
 from storage.records import ClipRecord, VideoRecord
 from storage.types import ClipSpan, ObjectRef, ProbeInfo, Rejection, RejectReason, ShotAnalysis
+from tasks.clips import frame_step, shot_ranges
 from tasks.probe import probe_video
-from tasks.stages import run_stages
 from tasks.transitions import analyse_shots
 
 
@@ -48,6 +47,8 @@ def whole_video(path: Path, config: RunConfig) -> ClipRecord:
     local = ObjectRef("local", str(path), "", Path(path).stat().st_size, _mtime(path))
     video = VideoRecord(local, path=Path(path), probe=probe, transitions=analysis.transitions)
     clip = video.add_clip(span, len(times))
+    from tasks.stages import run_stages
+
     run_stages(clip, config.clip_stages(), measure=True)
     if not clip.keyframes:  # nothing to show or caption without them
         raise StageRejected(
@@ -101,8 +102,6 @@ def score_video(path: Path, config: RunConfig) -> dict[str, Any]:
 
 def detect_video(video: str, config: RunConfig) -> dict[str, Any]:
     """`capflow detect --json`'s shape for a local path or an s3://bucket/key URL."""
-    from tasks.clips import shot_ranges
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(video)
         if video.startswith("s3://"):

@@ -191,6 +191,8 @@ class StreamingRun:
             self._stopping = reason
         log.error("stopping the run: %s", reason)
         for clip in self.buffer.drain():
+            if clip.video is not None and not clip.video.failure:
+                clip.video.failure = f"not captioned: {reason}"
             self._captioned(clip, reason)
         self._events.put(None)
 
@@ -231,8 +233,12 @@ class StreamingRun:
     def _dispatch(self, objects: list[ObjectRef]) -> None:
         todo = deque(objects)
         in_flight = 0
+        # Twice the workers in flight: when one object finishes, the next is already
+        # queued in the task runner, so no worker waits on this loop or on Prefect's
+        # bookkeeping for its next object.
+        ahead = 2 * max(1, self.config.max_workers)
         while todo or in_flight:
-            while todo and in_flight < self.config.max_workers and not self._stopping:
+            while todo and in_flight < ahead and not self._stopping:
                 if not self.buffer.has_room():
                     break
                 obj = todo.popleft()

@@ -14,10 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
 from storage.types import ObjectRef, Rejection, RejectReason, stable_id
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".ts", ".mpg", ".mpeg")
@@ -37,6 +33,9 @@ class S3Options:
 
 def make_client(opts: S3Options) -> Any:
     """A boto3 S3 client; explicit keys if given, else the standard AWS credential chain."""
+    import boto3  # here, not at import: reading a config must not cost boto3's import
+    from botocore.config import Config
+
     config = Config(
         s3={"addressing_style": opts.addressing_style},
         signature_version="s3v4",
@@ -54,6 +53,8 @@ def make_client(opts: S3Options) -> Any:
 
 
 def ensure_bucket(client: Any, bucket: str) -> None:
+    from botocore.exceptions import ClientError
+
     try:
         client.head_bucket(Bucket=bucket)
     except ClientError:
@@ -168,6 +169,8 @@ def download_object(client: Any, obj: ObjectRef, dest: Path) -> Path | Rejection
     A changed object (412 on If-Match) or a deleted one (404) is a Rejection for this run,
     not an error: the next run lists it again under its new ETag, or not at all.
     """
+    from botocore.exceptions import ClientError
+
     try:
         resp = client.get_object(Bucket=obj.bucket, Key=obj.key, IfMatch=f'"{obj.etag}"')
     except ClientError as e:

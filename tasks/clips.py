@@ -17,6 +17,11 @@ class ClipConfig:
     max_clip_s: float = 60.0
 
 
+def frame_step(times: list[float]) -> float:
+    """The mean frame duration: where the last frame ends."""
+    return (times[-1] - times[0]) / max(1, len(times) - 1)
+
+
 def shot_ranges(analysis: ShotAnalysis) -> list[tuple[int, int]]:
     """Inclusive frame ranges between transitions; transition frames belong to no shot."""
     n = len(analysis.times)

@@ -71,6 +71,37 @@ def reply_text(body: dict[str, Any]) -> str:
     return f"A scene of {n_images} frame(s) with " + " ".join(words) + "."
 
 
+def busy_fraction(intervals: list[tuple[float, float]]) -> float:
+    """Time with at least one request in flight, over first arrival to last answer."""
+    spans = sorted(intervals)
+    if not spans:
+        return 0.0
+    window = max(e for _, e in spans) - spans[0][0]
+    busy, cur_start, cur_end = 0.0, spans[0][0], spans[0][1]
+    for s, e in spans[1:]:
+        if s > cur_end:
+            busy += cur_end - cur_start
+            cur_start, cur_end = s, e
+        else:
+            cur_end = max(cur_end, e)
+    busy += cur_end - cur_start
+    return busy / window if window > 0 else 1.0
+
+
+def slots_in_use(intervals: list[tuple[float, float]], slots: int) -> float:
+    """The mean share of the server's slots working, over the same window."""
+    if not intervals:
+        return 0.0
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    window = events[-1][0] - events[0][0]
+    area, level, last = 0.0, 0, events[0][0]
+    for t, step in events:
+        area += min(level, slots) * (t - last)
+        level += step
+        last = t
+    return area / (slots * window) if window > 0 else 1.0
+
+
 class StandInChatServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -111,33 +142,10 @@ class StandInChatServer(ThreadingHTTPServer):
     # -- what the client saw -------------------------------------------------------------
 
     def busy_fraction(self) -> float:
-        """Time with at least one request in flight, over first arrival to last answer."""
-        spans = sorted(self.intervals)
-        if not spans:
-            return 0.0
-        window = max(e for _, e in spans) - spans[0][0]
-        busy, cur_start, cur_end = 0.0, spans[0][0], spans[0][1]
-        for s, e in spans[1:]:
-            if s > cur_end:
-                busy += cur_end - cur_start
-                cur_start, cur_end = s, e
-            else:
-                cur_end = max(cur_end, e)
-        busy += cur_end - cur_start
-        return busy / window if window > 0 else 1.0
+        return busy_fraction(self.intervals)
 
     def slots_in_use(self) -> float:
-        """The mean share of the server's slots working, over the same window."""
-        if not self.intervals:
-            return 0.0
-        events = sorted([(s, 1) for s, _ in self.intervals] + [(e, -1) for _, e in self.intervals])
-        window = events[-1][0] - events[0][0]
-        area, level, last = 0.0, 0, events[0][0]
-        for t, step in events:
-            area += min(level, self.slots) * (t - last)
-            level += step
-            last = t
-        return area / (self.slots * window) if window > 0 else 1.0
+        return slots_in_use(self.intervals, self.slots)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -146,6 +154,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+    def do_GET(self) -> None:
+        """/stats: the answered requests' (arrived, answered) times; /reset clears them."""
+        if self.path == "/reset":
+            with self.server._lock:
+                self.server.intervals.clear()
+        with self.server._lock:
+            self._send(200, {"intervals": list(self.server.intervals)})
 
     def do_POST(self) -> None:
         arrived = time.monotonic()
@@ -181,3 +197,49 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+class StandInProcess:
+    """The stand-in in a process of its own, as a real server is: its request handling
+    (JSON, base64 images) does not share this process's CPU time or GIL."""
+
+    def __init__(self, delay_s: float, slots: int) -> None:
+        import subprocess
+        import sys
+
+        self.slots = slots
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.chat_standin", str(delay_s), str(slots)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        self.base_url = self._proc.stdout.readline().strip()
+
+    def spec(self, model: str = "stand-in-vlm") -> str:
+        return f"openai:{self.base_url}#{model}"
+
+    def _get(self, path: str) -> list[tuple[float, float]]:
+        import urllib.request
+
+        with urllib.request.urlopen(self.base_url.removesuffix("/v1") + path) as resp:
+            return [tuple(i) for i in json.load(resp)["intervals"]]  # type: ignore[misc]
+
+    def reset(self) -> None:
+        self._get("/reset")
+
+    def figures(self) -> tuple[float, float]:
+        intervals = self._get("/stats")
+        return busy_fraction(intervals), slots_in_use(intervals, self.slots)
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    import sys
+
+    server = StandInChatServer(delay_s=float(sys.argv[1]), slots=int(sys.argv[2]))
+    print(server.base_url, flush=True)
+    server.serve_forever()
