@@ -21,13 +21,24 @@ from pathlib import Path
 from typing import Any
 
 from prefect.cache_policies import NO_CACHE, CacheKeyFnPolicy
-from pydantic import BaseModel
+from prefect.serializers import CompressedPickleSerializer
+from pydantic import BaseModel, Field
 
 from flows.config import PIPELINE_VERSION, RunConfig
 from storage.types import ObjectRef
 
 # The object-level stages inside prepare-object; the clip stages come from `stages`.
 OBJECT_STAGES = ("probe", "transitions", "clips", "quality")
+
+
+class ZlibPickleSerializer(CompressedPickleSerializer):
+    """Pickle, zlib-compressed: Prefect's `compressed/pickle` uses lzma, which costs a
+    prepared object's keyframes about six times the CPU (160 ms vs 29 ms per 2 MB, +26%
+    of a cached run's wall on 2 cores vs +3.5%) for half the disk. A type of its own, so
+    a stored result names it and reads back with it."""
+
+    type: str = Field(default="compressed/pickle-zlib", frozen=True)
+    compressionlib: str = "zlib"
 
 
 def config_json(cfg: Any) -> str:
@@ -67,6 +78,6 @@ def with_cache(task: Any, key_fn: Any, config: RunConfig) -> Any:
         cache_policy=CacheKeyFnPolicy(cache_key_fn=key_fn),
         persist_result=True,
         result_storage=storage,
-        result_serializer="compressed/pickle",
+        result_serializer=ZlibPickleSerializer(),
         cache_expiration=timedelta(days=config.cache.expiration_days),
     )

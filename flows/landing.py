@@ -146,13 +146,15 @@ def land_batch(
     rows = [clip_row(c, embedder.name, PIPELINE_VERSION, run_id) for c in clips]
     landed.seconds["embed"] = time.perf_counter() - started
     started = time.perf_counter()
+    from quality.gate import BatchRejected  # great-expectations loads with the first batch
+
     try:
         rows = _gate(clips, rows, config, embedder.dim, landed)
-    except _Rejected as e:
+    except BatchRejected as e:
         for v in final:
-            v.failure = e.message
+            v.failure = str(e)
         final, rows = [], []
-        landed.batch_error = e.message
+        landed.batch_error = str(e)
     landed.seconds["gate"] = time.perf_counter() - started
     image_dim = next((len(r.image_embedding) for r in rows if r.image_embedding), None)
     batch = LandingBatch(
@@ -189,12 +191,6 @@ def sinks_store(sinks: Sequence[Sink]) -> LanceStore:
     raise ValueError("landing needs the LanceDB sink: the ledger lives beside its tables")
 
 
-class _Rejected(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
 def _gate(
     clips: list[ClipRecord], rows: list[ClipRow], config: RunConfig, dim: int, landed: Landed
 ) -> list[ClipRow]:
@@ -202,13 +198,10 @@ def _gate(
     they broke. A batch-level failure lands nothing of the batch."""
     if not rows:
         return rows
-    from quality.gate import BatchRejected, gate_clips
+    from quality.gate import gate_clips
 
     records = [schema.CLIPS_TABLE.record(r) for r in rows]
-    try:
-        gate = gate_clips(records, config.quality, dim, expected=len(clips))
-    except BatchRejected as e:
-        raise _Rejected(str(e)) from e
+    gate = gate_clips(records, config.quality, dim, expected=len(clips))
     for name, n in gate.evaluated.items():
         landed.checks[name] = [n, gate.failures.get(name, 0)]
     failed = {r["clip_id"]: names for r, names in gate.failed}
