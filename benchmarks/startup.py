@@ -49,8 +49,10 @@ print(len(rows))
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
+    # In the tree's own folder: `python -m` puts the working directory first on sys.path.
     started = time.perf_counter()
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    cwd = env["PYTHONPATH"]
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{argv[:4]} failed: {done.stderr[-800:]}")
     return time.perf_counter() - started
