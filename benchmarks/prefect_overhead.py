@@ -79,7 +79,7 @@ def run_plain(config: Any) -> dict[str, float]:
     from flows.streaming import StreamingRun
     from storage.lance_store import IndexPolicy, LanceStore
     from storage.ledger import Ledger
-    from storage.s3 import list_sources, make_client
+    from storage.s3 import list_bucket, make_client
     from tasks.caption import load_captioner
     from tasks.embed import load_embedder
 
@@ -87,7 +87,7 @@ def run_plain(config: Any) -> dict[str, float]:
     with concurrent.futures.ThreadPoolExecutor(config.max_workers) as pool:
         src = config.source
         client = make_client(config.s3.options())
-        listed = list_sources(client, src.bucket, src.all_prefixes())
+        listed = list_bucket(client, src.bucket, src.all_prefixes()).selected
         store = LanceStore(config.lance_uri)
         todo, _ = Ledger(store).pending(listed)
         embed = config.embed

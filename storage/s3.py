@@ -150,19 +150,6 @@ def list_bucket(
     return Listing(list(found.values()), present)
 
 
-def list_sources(
-    client: Any,
-    bucket: str,
-    prefixes: list[str],
-    since: datetime | None = None,
-    until: datetime | None = None,
-    partition: int = 0,
-    partitions: int = 1,
-) -> list[ObjectRef]:
-    """Videos under any of `prefixes` (each key once), in one partition of `partitions`."""
-    return list_bucket(client, bucket, prefixes, since, until, partition, partitions).selected
-
-
 def download_object(client: Any, obj: ObjectRef, dest: Path) -> Path | Rejection:
     """Download exactly the listed version of `obj` to `dest` (a name we chose, not the key).
 
