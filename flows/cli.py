@@ -119,7 +119,13 @@ class _ClipText:
 
 
 def _search(
-    text: str, k: int, where: str | None, config: Any, hybrid: bool = False, image: bool = False
+    text: str,
+    k: int,
+    where: str | None,
+    config: Any,
+    hybrid: bool = False,
+    image: bool = False,
+    include_duplicates: bool = False,
 ) -> list[Any]:
     from storage.lance_store import LanceStore
     from storage.search import search_captions, search_keyframes
@@ -132,9 +138,9 @@ def _search(
         featurizer = load_featurizer(config.keyframes.clip_model)
         if not isinstance(featurizer, ClipFeaturizer):
             raise typer.BadParameter("--image needs a CLIP model: set keyframes.clip_model")
-        return search_keyframes(text, _ClipText(featurizer), store, k=k, where=where)
+        return search_keyframes(text, _ClipText(featurizer), store, k, where, include_duplicates)
     embedder = load_embedder(embed.model, embed.device, embed.batch_size)
-    return search_captions(text, embedder, store, k=k, where=where, hybrid=hybrid)
+    return search_captions(text, embedder, store, k, where, hybrid, include_duplicates)
 
 
 def _hits_table(hits: list[Any], title: str) -> Table:
@@ -402,6 +408,14 @@ def search(
     text: Annotated[str, typer.Argument(help="what to look for")],
     k: Annotated[int, typer.Option("--k", help="number of results")] = 10,
     where: Annotated[str | None, typer.Option(help="filter, e.g. 'aesthetic_score > 5'")] = None,
+    min_aesthetic: Annotated[float | None, typer.Option(help="aesthetic score at least")] = None,
+    max_text_area: Annotated[
+        float | None, typer.Option(help="share of the frame under text at most (0..1)")
+    ] = None,
+    min_motion: Annotated[float | None, typer.Option(help="motion score at least")] = None,
+    include_duplicates: Annotated[
+        bool, typer.Option(help="also clips marked duplicate_of another")
+    ] = False,
     hybrid: Annotated[bool, typer.Option(help="fuse vector and full-text ranks (RRF)")] = False,
     image: Annotated[
         bool, typer.Option(help="match keyframe images through CLIP's text tower")
@@ -412,9 +426,11 @@ def search(
 ) -> None:
     """Clips ranked by similarity of their caption to TEXT."""
     from flows.config import build_config
+    from storage.search import filters_where
 
     cfg = build_config(config, {"lance_uri": lance_uri} if lance_uri else {})
-    hits = _search(text, k, where, cfg, hybrid, image)
+    where = filters_where(where, min_aesthetic, max_text_area, min_motion)
+    hits = _search(text, k, where, cfg, hybrid, image, include_duplicates)
     if as_json:
         print(json.dumps([h.to_dict() for h in hits], indent=2))
     else:
@@ -573,6 +589,11 @@ def score(
     console.print(f"scorer {inert(result['scorer'])}: clip score {result['clip_score']:.2f}")
     for k in result["keyframes"]:
         console.print(f"  {k['t']:7.2f} s  {k['score']:.2f}")
+    for name, value in result["scores"].items():
+        shown = f"{value:.4f}" if isinstance(value, float) else inert(str(value))
+        console.print(f"{name}: {shown}")
+    for stage, verdict in result["verdicts"].items():
+        console.print(f"{stage}: {inert(str(verdict))}")
 
 
 def main() -> None:

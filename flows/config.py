@@ -21,9 +21,12 @@ from storage.s3 import S3Options
 from tasks.aesthetic import AestheticConfig
 from tasks.caption import CaptionConfig
 from tasks.clips import ClipConfig
+from tasks.duplicates import DuplicatesConfig
 from tasks.embed import EmbedConfig
 from tasks.keyframes import KeyframeConfig
+from tasks.motion import MotionConfig
 from tasks.probe import ProbeConfig
+from tasks.text_overlay import TextOverlayConfig
 from tasks.transitions import TransitionConfig
 
 PIPELINE_VERSION = "capflow-0.3.0"
@@ -128,7 +131,7 @@ class CacheConfig(BaseModel):
     expiration_days: float = 7.0  # not reused after this; files stay until someone clears them
 
 
-DEFAULT_STAGES = ("keyframes", "aesthetic")
+DEFAULT_STAGES = ("keyframes", "motion", "aesthetic", "text_overlay", "duplicates")
 
 
 class StreamConfig(BaseModel):
@@ -163,7 +166,10 @@ class RunConfig(BaseModel):
     transitions: TransitionConfig = TransitionConfig()
     clips: ClipConfig = ClipConfig()
     keyframes: KeyframeConfig = KeyframeConfig()
+    motion: MotionConfig = MotionConfig()
     aesthetic: AestheticConfig = AestheticConfig()
+    text_overlay: TextOverlayConfig = TextOverlayConfig()
+    duplicates: DuplicatesConfig = DuplicatesConfig()
     caption: CaptionConfig = CaptionConfig()
     embed: EmbedConfig = EmbedConfig()
     quality: QualityConfig = QualityConfig()

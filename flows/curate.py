@@ -39,6 +39,13 @@ from storage.s3 import list_bucket, make_client
 
 AESTHETIC_BINS = [float(b) for b in range(11)]  # the 0-10 scale
 MOTION_BINS = [round(b / 10, 1) for b in range(11)]  # 0-1
+SHARE_BINS = [0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]  # of the frame
+STAGE_BINS = {  # the filter stages' scores, where they ran
+    "motion_excursion": SHARE_BINS,
+    "keyframe_change": SHARE_BINS,
+    "text_area": SHARE_BINS,
+    "text_artificial_area": SHARE_BINS,
+}
 
 
 class QualityGateFailed(RuntimeError):
@@ -69,6 +76,8 @@ class RunReport:
     stage_seconds: dict[str, float] = field(default_factory=dict)  # summed over objects
     aesthetic_hist: list[int] = field(default_factory=list)  # landed clips per AESTHETIC_BINS
     motion_hist: list[int] = field(default_factory=list)  # landed clips per MOTION_BINS
+    stage_hists: dict[str, list[int]] = field(default_factory=dict)  # per STAGE_BINS
+    duplicates: int = 0  # landed clips marked duplicate_of
     caption_words: dict[str, float] = field(default_factory=dict)  # min/median/mean/max
     caption_s_per_clip: float = 0.0  # captioning device-seconds per landed clip
     peak_buffer_clips: int = 0
@@ -99,6 +108,11 @@ class RunReport:
         """Histograms and caption statistics over the clips that landed."""
         self.aesthetic_hist = _histogram([m["aesthetic"] for m in landed], AESTHETIC_BINS)
         self.motion_hist = _histogram([m["motion"] for m in landed], MOTION_BINS)
+        for name, edges in STAGE_BINS.items():
+            values = [m[name] for m in landed if name in m]
+            if values:
+                self.stage_hists[name] = _histogram(values, edges)
+        self.duplicates = int(sum(m.get("duplicate", 0) for m in landed))
         words = sorted(m["words"] for m in landed)
         if words:
             self.caption_words = {
@@ -182,6 +196,10 @@ def report_markdown(report: RunReport) -> str:
         ]
     lines += _hist_rows("aesthetic score", AESTHETIC_BINS, report.aesthetic_hist)
     lines += _hist_rows("motion score", MOTION_BINS, report.motion_hist)
+    for name, counts in report.stage_hists.items():
+        lines += _hist_rows(name.replace("_", " "), STAGE_BINS[name], counts)
+    if report.duplicates:
+        lines.append(f"{report.duplicates} landed clips are marked `duplicate_of` another.")
     if report.caption_words:
         w = report.caption_words
         lines.append(
@@ -247,7 +265,8 @@ def curate(config: RunConfig) -> dict[str, Any]:
     listed = listing.selected
     store = LanceStore(config.lance_uri, config.lance_storage_options())
     ledger = Ledger(store)
-    sinks = [LanceSink(store)]
+    dedup = config.duplicates if "duplicates" in config.stages else None
+    sinks = [LanceSink(store, dedup)]
     report = RunReport(run_id=run_id, seen=len(listed))
     if src.prune_missing:
         known = ledger.entries(src.bucket)

@@ -20,6 +20,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from flows.config import PIPELINE_VERSION, RunConfig
+from flows.dedup import DuplicateCheck, apply_marks
 from flows.rows import caption_version_row, clip_row, quarantine_row
 from storage import schema
 from storage.lance_store import LanceStore, Replace, objects_predicate, sql_str
@@ -27,6 +28,7 @@ from storage.ledger import Ledger, LedgerEntry, Status
 from storage.records import ClipRecord, VideoRecord
 from storage.schema import ClipRow, QuarantineRow
 from storage.types import Rejection, RejectReason
+from tasks.duplicates import DuplicatesConfig, Match
 from tasks.embed import Embedder
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ class LandingBatch:
     quarantine: list[QuarantineRow]
     dims: dict[str, int | None]
     extra: tuple[pa.Field, ...] = ()  # the clip stages' own columns
+    duplicates: int = 0  # new rows marked `duplicate_of` (set by the LanceDB sink)
 
     def objects(self) -> tuple[tuple[str, str], ...]:
         return tuple((v.obj.bucket, v.obj.key) for v in self.videos)
@@ -63,16 +66,27 @@ def _chunks(items: Sequence[str], size: int = 500) -> list[Sequence[str]]:
 
 
 class LanceSink:
-    """The clips, quarantine and caption_versions tables."""
+    """The clips, quarantine and caption_versions tables. With `duplicates` set (the
+    stage is in the run's list), new rows are checked against the table before they are
+    written, marked on the rows (so later sinks see the marks), and the table rows whose
+    mark the batch changes are updated after (flows/dedup.py)."""
 
     name = "lancedb"
 
-    def __init__(self, store: LanceStore) -> None:
+    def __init__(self, store: LanceStore, duplicates: DuplicatesConfig | None = None) -> None:
         self.store = store
+        self.duplicates = duplicates if duplicates is not None and duplicates.enabled else None
 
     def write(self, batch: LandingBatch) -> None:
         objects = batch.objects()
         gone = self.store.clip_ids_of(objects) - {r.clip_id for r in batch.rows}
+        check = DuplicateCheck(self.store, self.duplicates) if self.duplicates else None
+        changed: dict[str, Match | None] = {}
+        if check is not None:
+            marks = check.mark(batch.rows, objects)
+            apply_marks(batch.rows, marks)
+            batch.duplicates = marks.duplicates
+            changed = marks.existing
         self.store.write(schema.QUARANTINE_TABLE, batch.quarantine, replace=Replace(objects))
         self.store.write(
             schema.CLIPS_TABLE, batch.rows, batch.dims, batch.extra, replace=Replace(objects)
@@ -80,6 +94,20 @@ class LanceSink:
         records = [schema.CLIPS_TABLE.record(r) for r in batch.rows]
         self.store.write(schema.CAPTION_VERSIONS_TABLE, [caption_version_row(r) for r in records])
         self._forget_versions(gone)
+        if check is not None:
+            self._set_marks({**changed, **check.freed(gone)})
+
+    def _set_marks(self, marks: dict[str, Match | None]) -> None:
+        self.store.update_rows(
+            schema.CLIPS_TABLE,
+            {
+                clip_id: {
+                    "duplicate_of": m.of if m else None,
+                    "duplicate_similarity": m.similarity if m else None,
+                }
+                for clip_id, m in marks.items()
+            },
+        )
 
     def prune(self, objects: Sequence[tuple[str, str]]) -> None:
         if not objects:
@@ -89,6 +117,8 @@ class LanceSink:
         self.store.delete(schema.CLIPS, predicate)
         self.store.delete(schema.QUARANTINE, predicate)
         self._forget_versions(gone)
+        if self.duplicates is not None:
+            self._set_marks(DuplicateCheck(self.store, self.duplicates).freed(gone))
 
     def _forget_versions(self, clip_ids: set[str]) -> None:
         for part in _chunks(sorted(clip_ids)):
@@ -113,6 +143,7 @@ class Landed:
     checks: dict[str, list[int]] = field(default_factory=dict)  # name -> [evaluated, failed]
     clips_gated: int = 0
     clips_failed_gate: int = 0
+    duplicates: int = 0  # landed rows marked `duplicate_of`
     batch_error: str = ""
     metrics: list[dict[str, float]] = field(default_factory=list)  # per landed clip
     seconds: dict[str, float] = field(default_factory=dict)  # embed, gate, sinks
@@ -168,6 +199,7 @@ def land_batch(
     if final:
         for sink in sinks:
             sink.write(batch)
+    landed.duplicates = batch.duplicates
     per_object: dict[tuple[str, str], int] = {}
     for r in rows:
         per_object[(r.bucket, r.key)] = per_object.get((r.bucket, r.key), 0) + 1
@@ -218,13 +250,21 @@ def _gate(
     return keep
 
 
+STAGE_METRICS = ("motion_excursion", "keyframe_change", "text_area", "text_artificial_area")
+
+
 def _metrics(row: ClipRow) -> dict[str, float]:
-    return {
+    metrics = {
         "aesthetic": float(row.aesthetic_score or 0.0),
         "motion": float(row.motion_score),
         "words": len(row.caption.split()),
         "caption_seconds": row.caption_seconds,
+        "duplicate": float(row.extra.get("duplicate_of") is not None),
     }
+    for name in STAGE_METRICS:  # the filter stages' scores, where they ran
+        if row.extra.get(name) is not None:
+            metrics[name] = float(row.extra[name])
+    return metrics
 
 
 @task(name="land-batch", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)

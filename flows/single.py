@@ -95,7 +95,8 @@ def score_video(path: Path, config: RunConfig) -> dict[str, Any]:
                 clip.keyframes, per_keyframe or [None] * len(clip.keyframes), strict=True
             )
         ],
-        "scores": dict(clip.scores),
+        # scalars only: the duplicates stage's fingerprint is 192 numbers nobody reads
+        "scores": {k: v for k, v in clip.scores.items() if not isinstance(v, list | tuple)},
         "verdicts": clip.notes.get("verdicts", {}),
     }
 

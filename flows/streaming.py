@@ -395,5 +395,6 @@ class StreamingRun:
         self.result.funnel["clips_captioned"] += landed.clips_gated
         self.result.funnel["clips_passed_gate"] += landed.clips_gated - landed.clips_failed_gate
         self.result.funnel["clips_landed"] += len(landed.metrics)
+        self.result.funnel["clips_marked_duplicate"] += landed.duplicates
         for o in landed.outcomes:
             progress.emit("finished", f"{OUTCOME_WORDS[o.status]} {o.uri}")

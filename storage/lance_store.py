@@ -215,6 +215,22 @@ class LanceStore:
             with_retries(merge)
         return len(records)
 
+    def update_rows(self, spec: Table, values: Mapping[str, Mapping[str, Any]]) -> None:
+        """Set some columns of existing rows, by key: one commit per row, for the few
+        rows a landing changes after the fact (duplicate marks)."""
+        if not values:
+            return
+
+        def update() -> None:
+            table = self.open_table(spec.name)
+            if table is None:
+                return
+            for key, row in sorted(values.items()):
+                table.update(where=f"{spec.key} = {sql_str(key)}", values=dict(row))
+
+        with _write_turn(self.uri, spec.name):
+            with_retries(update)
+
     def delete(self, name: str, predicate: str) -> None:
         def delete() -> None:
             table = self.open_table(name)
@@ -285,12 +301,16 @@ class LanceStore:
         text: str | None = None,
         column: str = "text_embedding",
         tuning: SearchTuning | None = None,
+        include_duplicates: bool = False,
     ) -> list[SearchHit]:
         """Clips ranked by cosine similarity of `column` to the query vector; with `text`
-        as well, hybrid: vector and full-text rankings fused by reciprocal rank."""
+        as well, hybrid: vector and full-text rankings fused by reciprocal rank. Clips
+        marked `duplicate_of` another are left out unless `include_duplicates`."""
         table = self.open_table(schema.CLIPS)
         if table is None:
             return []
+        if not include_duplicates and "duplicate_of" in table.schema.names:
+            where = f"({where}) AND duplicate_of IS NULL" if where else "duplicate_of IS NULL"
         tuning = tuning or SearchTuning()
         if text is not None and query_vector is not None:
             query = (
@@ -345,7 +365,7 @@ class LanceStore:
         vector_columns = [
             f.name
             for f in table.schema
-            if pa.types.is_fixed_size_list(f.type) and f.name.endswith("embedding")
+            if pa.types.is_fixed_size_list(f.type) and f.name.endswith(("embedding", "fingerprint"))
         ]
         for column in vector_columns:
             if column in existing or rows < policy.vector_index_min_rows:

@@ -31,6 +31,8 @@ class RejectReason(StrEnum):
     SOURCE_MISSING = "source_missing"
     NO_CLIPS = "no_clips"
     LOW_AESTHETIC = "low_aesthetic"
+    STATIC = "static"
+    TEXT_OVERLAY = "text_overlay"
     CAPTION_FAILED = "caption_failed"
     QUALITY_FAILED = "quality_failed"
 

@@ -75,3 +75,47 @@ def jpeg_declaring(width: int, height: int) -> bytes:
     sof = data.find(b"\xff\xc0")
     struct.pack_into(">HH", data, sof + 5, height, width)
     return bytes(data)
+
+
+def render_video(path: Path, frame, count: int, size: tuple[int, int] = (640, 360), fps: int = 25):
+    """Encode `count` frames drawn by `frame(i) -> PIL image` (H.264 through the pipeline's
+    ffmpeg): text, logos and motion drawn exactly where a test wants them."""
+    import subprocess
+
+    from tasks import media
+
+    w, h = size
+    argv = [media.ffmpeg_path(), "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+            "-s", f"{w}x{h}", "-r", str(fps), "-i", "pipe:0", "-c:v", "libx264", "-preset",
+            "ultrafast", "-pix_fmt", "yuv420p", "-y", str(path)]  # fmt: skip
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    for i in range(count):
+        proc.stdin.write(frame(i).convert("RGB").resize((w, h)).tobytes())
+    proc.stdin.close()
+    assert proc.wait(timeout=120) == 0, proc.stderr.read().decode() if proc.stderr else ""
+    return path
+
+
+def scene(i: int, size: tuple[int, int] = (640, 360), seed: int = 0):
+    """A busy, moving picture without text: coloured discs drifting over a gradient."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    channels = [x * 120 + 40, y * 80 + 60, (x + y) * 60 + 50]
+    order = np.random.default_rng(seed + 1000).permutation(3) if seed else range(3)
+    base = np.stack([channels[c] for c in order], axis=2)
+    base = (base if seed % 2 == 0 else 255 - base).astype("uint8")  # a new seed, a new look
+    img = Image.fromarray(base)
+    draw = ImageDraw.Draw(img)
+    rng = np.random.default_rng(seed)
+    for k in range(9):
+        cx = (rng.uniform(0, w) + i * (2 + k)) % w
+        cy = rng.uniform(0.15 * h, 0.75 * h)
+        r = rng.uniform(0.05, 0.12) * h
+        draw.ellipse(
+            [cx - r, cy - r, cx + r, cy + r], fill=tuple(int(v) for v in rng.integers(60, 250, 3))
+        )
+    return img

@@ -19,8 +19,13 @@ from tests.helpers import flow_config
 pytestmark = pytest.mark.slow
 
 # What the samples hold, by construction (see flows/samples.py): clips per video.
-EXPECTED_CLIPS = {"raw/night_harbour.mp4": 2, "raw/sunset_meadow.mp4": 2, "raw/fractal_bars.mp4": 3}
-EXPECTED_QUARANTINE = {"raw/grey_fog.mp4": "low_aesthetic", "raw/not_a_video.mp4": "not_video"}
+# fractal_bars' colour-bars shot is a still picture: `static`, quarantined by the motion stage.
+EXPECTED_CLIPS = {"raw/night_harbour.mp4": 2, "raw/sunset_meadow.mp4": 2, "raw/fractal_bars.mp4": 2}
+EXPECTED_QUARANTINE = {
+    "raw/grey_fog.mp4": "low_aesthetic",
+    "raw/not_a_video.mp4": "not_video",
+    "raw/fractal_bars.mp4": "static",
+}
 
 
 def upload(client: Any, bucket: str, samples: dict, names: list[str] | None = None) -> None:
@@ -91,7 +96,8 @@ def test_counts_reconcile(curated: dict) -> None:
 
 def test_search_for_a_clips_caption_returns_it_first(curated: dict) -> None:
     store = LanceStore(curated["config"].lance_uri)
-    target = next(r for r in store.rows(schema.CLIPS) if r["key"] == "raw/night_harbour.mp4")
+    rows = store.rows(schema.CLIPS)
+    target = next(r for r in rows if r["key"] == "raw/night_harbour.mp4" and not r["duplicate_of"])
     words = " ".join(target["caption"].split()[:12])
     [vector] = embed_texts([words], EmbedConfig())
     hits = store.search(vector.tolist(), k=3)
@@ -125,7 +131,7 @@ def test_new_content_replaces_only_that_objects_clips(curated: dict, samples: di
     report = run_curate(curated["config"])
     assert (report["landed"], report["skipped"]) == (1, 4)
     new = clips_by_key(store)
-    assert len(new["raw/sunset_meadow.mp4"]) == 3
+    assert len(new["raw/sunset_meadow.mp4"]) == EXPECTED_CLIPS["raw/fractal_bars.mp4"]
     assert {r["etag"] for r in new["raw/sunset_meadow.mp4"]} != {
         r["etag"] for r in old["raw/sunset_meadow.mp4"]
     }
@@ -305,14 +311,18 @@ def test_the_secret_key_is_written_nowhere(curated: dict, local_s3: Any) -> None
 def test_the_report_follows_clips_through_the_stages(curated: dict) -> None:
     report = curated["report"]
     funnel = report["funnel"]
-    assert funnel["clips_landed"] == report["clips_landed"] == 7
+    assert funnel["clips_landed"] == report["clips_landed"] == 6
     # The funnel follows the run's own stage list, whatever it holds.
     stages = ["clips_cut", *curated["config"].stages, "clips_captioned", "clips_passed_gate"]
-    assert list(funnel) == [*stages, "clips_landed"]
+    assert list(funnel) == [*stages, "clips_landed", "clips_marked_duplicate"]
     counts = [funnel[s] for s in [*stages, "clips_landed"]]
     assert counts == sorted(counts, reverse=True)  # never more clips after a filter
-    assert funnel["keyframes"] > funnel["aesthetic"]  # grey_fog's clip fails the aesthetic
-    assert sum(report["aesthetic_hist"]) == sum(report["motion_hist"]) == 7
+    assert funnel["keyframes"] > funnel["motion"]  # the colour bars are a still picture
+    assert funnel["motion"] > funnel["aesthetic"]  # grey_fog's clip fails the aesthetic
+    # night_harbour's test pattern is the same footage as fractal_bars', which comes first
+    assert funnel["clips_marked_duplicate"] == 1
+    assert sum(report["aesthetic_hist"]) == sum(report["motion_hist"]) == 6
+    assert sum(report["stage_hists"]["text_area"]) == 6
     assert 5 <= report["caption_words"]["min"] <= report["caption_words"]["max"]
     for stage in ("download", "probe", "transitions", "keyframes", "aesthetic", "caption",
                   "embed", "gate", "land"):  # fmt: skip

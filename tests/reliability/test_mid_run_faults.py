@@ -21,7 +21,7 @@ from tests.helpers import flow_config
 
 pytestmark = pytest.mark.slow
 
-VIDEOS = {"night_harbour": 2, "sunset_meadow": 2, "fractal_bars": 3}  # clips each
+VIDEOS = {"night_harbour": 2, "sunset_meadow": 2, "fractal_bars": 2}  # clips each (+1 static)
 
 
 @pytest.fixture()

@@ -135,7 +135,7 @@ def test_ctrl_c_stops_within_seconds_and_a_rerun_resumes(
     assert again.finish() == 0, again.output[-3000:]
     assert f"skipped {done_before}" in again.output
     ids = [r["clip_id"] for r in store.rows(schema.CLIPS)]
-    per_video = {0: 2, 1: 2, 2: 3}
+    per_video = {0: 2, 1: 2, 2: 2}
     ledger = {r["key"]: (r["status"], r["error"]) for r in store.rows(schema.LEDGER)}
     quarantine = [(r["key"], r["reason"], r["detail"]) for r in store.rows(schema.QUARANTINE)]
     expected = sum(per_video[i % 3] for i in range(COPIES))
