@@ -44,6 +44,7 @@ class DuplicatesConfig:
     min_similarity_fingerprint: float = 0.92
     within_object: bool = False  # also compare clips of the same video
     neighbours: int = 16  # nearest clips read from the table per new clip
+    exact_search_max_rows: int = 1_000_000  # an exact scan up to here, the ANN index past it
 
     def build(self) -> DuplicatesStage:
         return DuplicatesStage(self)
