@@ -14,6 +14,7 @@ import pytest
 from flows.curate import run_curate
 from storage import schema
 from storage.lance_store import LanceStore
+from storage.search import filters_where
 from tasks import media
 from tests.helpers import flow_config
 
@@ -89,7 +90,7 @@ def test_copies_are_marked_whatever_order_they_land_in(
     assert {of for (key, _), of in after.items() if key == "c/trimmed.mp4"} == {"b/original.mp4"}
 
 
-def test_search_leaves_duplicates_out_unless_asked(
+def test_search_leaves_duplicates_out_unless_asked_and_filters_on_the_new_scores(
     prefect_api: None,
     local_s3: Any,
     s3_client: Any,
@@ -110,3 +111,10 @@ def test_search_leaves_duplicates_out_unless_asked(
     assert default == {"smaller.mp4"} and everything == {"smaller.mp4", "original.mp4"}
     hidden = store.rows(schema.CLIPS, "duplicate_of IS NOT NULL", ["duplicate_similarity"])
     assert hidden and all(r["duplicate_similarity"] >= 0.92 for r in hidden)
+
+    # The test pattern carries a frame counter (text); the fractal shot none.
+    text = {r["clip_id"]: r["text_area"] for r in store.rows(schema.CLIPS)}
+    assert min(text.values()) == 0 < max(text.values())
+    clean = store.search(query, k=20, where=filters_where(max_text_area=0.001))
+    assert clean and all(text[h.clip_id] <= 0.001 for h in clean)
+    assert len(clean) < len(store.search(query, k=20))
