@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,11 +14,24 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
+from flows.dataset import remember_table
 from flows.defaults import DEFAULT_CRON, DEFAULT_POOL
 from flows.environment import apply_quiet_offline_defaults
 from flows.terminal import inert
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
+)
+_STATE: dict[str, Any] = {"debug": False, "endpoint_url": None}  # for the one-line errors
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks, not one line")] = False,
+) -> None:
+    _STATE["debug"] = debug
+
+
 console = Console()
 notices = Console(stderr=True)  # notes that must not mix into --json output
 
@@ -202,6 +216,16 @@ def demo(
     console.print(table)
     hits = _search(DEMO_QUERY, 3, None, config)
     console.print(_hits_table(hits, f"search: {DEMO_QUERY!r}"))
+    remember_table(config.lance_uri, "capflow demo")
+    first = rows[0]["clip_id"] if rows else "CLIP_ID"
+    console.print(
+        "Next (this folder remembers the demo's table):\n"
+        "  capflow search 'a bright scene with slow motion'\n"
+        "  capflow status\n"
+        f"  capflow show {first}\n"
+        "  capflow run --bucket BUCKET --endpoint-url URL   (your own bucket)",
+        highlight=False,
+    )
 
 
 EndpointOpt = Annotated[str | None, typer.Option(help="S3 endpoint (MinIO, SeaweedFS)")]
@@ -246,6 +270,7 @@ def run_config(
     if reprocess:
         overrides["reprocess"] = True
     cfg = build_config(config, overrides)
+    _STATE["endpoint_url"] = cfg.s3.endpoint_url
     if not cfg.source.bucket:
         raise typer.BadParameter(
             "no bucket to curate: pass --bucket, or set source.bucket in --config or "
@@ -268,9 +293,40 @@ def run(
 ) -> None:
     """Run the curate flow once against any S3 endpoint (standard AWS credential chain)."""
     cfg = run_config(bucket, prefix, endpoint_url, lance_uri, config, workdir, reprocess)
+    check_source(cfg)
     report = _run_with_progress(cfg)
+    remember_table(cfg.lance_uri, "capflow run")
     _print_report(report)
     _exit_if_failed(report)
+
+
+def check_source(cfg: Any) -> None:
+    """One request before anything starts: a bucket that cannot be read (no credentials,
+    an endpoint that is down, no such bucket) is one line now, not a failed flow run."""
+    from dataclasses import replace
+
+    from storage.s3 import make_client
+
+    client = make_client(replace(cfg.s3.options(), max_attempts=2, connect_timeout_s=3.0))
+    client.head_bucket(Bucket=cfg.source.bucket)
+
+
+def _reading_config(config: Path | None, lance_uri: str | None) -> Any:
+    """The run config of a command that reads the dataset, pointed at the table: the one
+    the settings name, else the one the last run in this folder wrote (said on stderr)."""
+    from flows.config import build_config
+    from flows.dataset import DEFAULT_LANCE_URI, NoTable, find_table
+
+    cfg = build_config(config, {"lance_uri": lance_uri} if lance_uri else {})
+    explicit = lance_uri is not None or cfg.lance_uri != DEFAULT_LANCE_URI
+    try:
+        uri, found = find_table(cfg.lance_uri, explicit)
+    except NoTable as e:
+        notices.print(f"[red]error:[/] {inert(str(e))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+    if found:
+        notices.print(f"[dim]reading {inert(uri)}: {found}[/]", soft_wrap=True, highlight=False)
+    return cfg.model_copy(update={"lance_uri": uri})
 
 
 def _exit_if_failed(report: dict[str, Any]) -> None:
@@ -341,6 +397,10 @@ def backfill(
                 raise typer.Exit(1) from e
 
     totals = _flow_command(run_backfill, log_dir=workdir.resolve() if workdir else None)
+    from flows.config import build_config
+
+    landed_in = build_config(config, _connection(endpoint_url, lance_uri, workdir)).lance_uri
+    remember_table(landed_in, "capflow backfill")
     console.print(_totals_line(totals))
 
 
@@ -406,7 +466,7 @@ def deploy(
 @app.command()
 def search(
     text: Annotated[str, typer.Argument(help="what to look for")],
-    k: Annotated[int, typer.Option("--k", help="number of results")] = 10,
+    k: Annotated[int, typer.Option("--k", help="number of results", min=1, max=10_000)] = 10,
     where: Annotated[str | None, typer.Option(help="filter, e.g. 'aesthetic_score > 5'")] = None,
     min_aesthetic: Annotated[float | None, typer.Option(help="aesthetic score at least")] = None,
     max_text_area: Annotated[
@@ -425,12 +485,20 @@ def search(
     config: ConfigOpt = None,
 ) -> None:
     """Clips ranked by similarity of their caption to TEXT."""
-    from flows.config import build_config
     from storage.search import filters_where
 
-    cfg = build_config(config, {"lance_uri": lance_uri} if lance_uri else {})
-    where = filters_where(where, min_aesthetic, max_text_area, min_motion)
-    hits = _search(text, k, where, cfg, hybrid, image, include_duplicates)
+    cfg = _reading_config(config, lance_uri)
+    combined = filters_where(where, min_aesthetic, max_text_area, min_motion)
+    try:
+        hits = _search(text, k, combined, cfg, hybrid, image, include_duplicates)
+    except (ValueError, RuntimeError) as e:
+        missing = re.search(r"No field named (\w+)", str(e))
+        if not combined or not (missing or "SQL" in str(e) or "parse" in str(e).lower()):
+            raise
+        what = f"no column {missing.group(1)!r} in the clips table" if missing else "not SQL"
+        raise typer.BadParameter(
+            f"{what} (columns: see `capflow status --columns`)", param_hint="--where"
+        ) from None
     if as_json:
         print(json.dumps([h.to_dict() for h in hits], indent=2))
     else:
@@ -596,12 +664,89 @@ def score(
         console.print(f"{stage}: {inert(str(verdict))}")
 
 
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    columns: Annotated[bool, typer.Option(help="also list the clips table's columns")] = False,
+    lance_uri: LanceOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """What is in the dataset: objects by state, clips, quarantine by reason, last runs."""
+    from flows.dataset import dataset_status
+    from storage.lance_store import LanceStore
+
+    cfg = _reading_config(config, lance_uri)
+    result = dataset_status(LanceStore(cfg.lance_uri, cfg.lance_storage_options()))
+    if not columns:
+        result.pop("columns")
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+        return
+    objects = ", ".join(f"{n} {state}" for state, n in result["objects"].items()) or "none"
+    console.print(f"table {inert(result['lance_uri'])}")
+    console.print(f"objects: {objects}")
+    console.print(f"clips: {result['clips']} ({result['duplicates']} marked duplicate_of another)")
+    for reason, n in result["quarantine"].items():
+        console.print(f"  quarantined: {n} x {inert(reason)}")
+    for r in result["runs"]:
+        console.print(f"run {inert(r['run_id'])}: {r['objects']} object(s), {r['clips']} clip(s), "
+                      f"last at {r['last']}")  # fmt: skip
+    if columns:
+        console.print("columns: " + ", ".join(result["columns"]))
+
+
+@app.command()
+def show(
+    clip_id: Annotated[str, typer.Argument(help="a landed clip's clip_id")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    lance_uri: LanceOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """One clip: its record, its differential captions and its caption versions."""
+    from flows.dataset import clip_record
+    from storage.lance_store import LanceStore
+
+    cfg = _reading_config(config, lance_uri)
+    record = clip_record(LanceStore(cfg.lance_uri, cfg.lance_storage_options()), clip_id)
+    if record is None:
+        notices.print(f"[red]error:[/] no clip {inert(clip_id)} in {inert(cfg.lance_uri)}")
+        raise typer.Exit(2)
+    if as_json:
+        print(json.dumps(record, indent=2, default=str))
+        return
+    console.print(f"[bold]{inert(record['clip_id'])}[/] {inert(record['source'])} "
+                  f"{record['start_s']:.2f}-{record['end_s']:.2f} s")  # fmt: skip
+    for name in ("aesthetic_score", "motion_score", "text_area", "duplicate_of", "caption_model"):
+        if name in record:
+            value = record[name]
+            shown = f"{value:.4g}" if isinstance(value, float) else inert(str(value))
+            console.print(f"  {name}: {shown}")
+    for step in record["differential_captions"] or []:
+        console.print(f"  {step['t']:7.2f} s  {inert(step['text'])}")
+    console.print(inert(record["caption"]))
+    for v in record["caption_versions"]:
+        console.print(f"  version {inert(str(v['caption_model']))} {inert(str(v['caption_mode']))} "
+                      f"at {v['created_at']}: {inert(v['caption'][:80])}")  # fmt: skip
+
+
 def main() -> None:
+    """The entry point: any error that reaches here is one line (flows/errors.py) unless
+    --debug asks for the traceback."""
     import signal
+    import sys
 
     apply_quiet_offline_defaults()
     signal.signal(signal.SIGTERM, _on_sigterm)
-    app()
+    try:
+        app()  # click itself prints bad options and arguments, and exits
+    except Exception as e:
+        if _STATE["debug"]:
+            raise
+        from flows.errors import one_line
+
+        line, code = one_line(e, _STATE["endpoint_url"])
+        notices.print(f"[red]error:[/] {line}", soft_wrap=True, highlight=False)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ because a flow's parameters are stored by the Prefect API and shown in its UI.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from datetime import datetime
@@ -28,6 +29,8 @@ from tasks.motion import MotionConfig
 from tasks.probe import ProbeConfig
 from tasks.text_overlay import TextOverlayConfig
 from tasks.transitions import TransitionConfig
+
+log = logging.getLogger("capflow.config")
 
 PIPELINE_VERSION = "capflow-0.3.0"
 ENV_PREFIX = "CAPFLOW_"
@@ -222,12 +225,86 @@ def deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """CAPFLOW_SECTION__FIELD=value -> {"section": {"field": "value"}}."""
+    """CAPFLOW_SECTION__FIELD=value -> {"section": {"field": "value"}}. A CAPFLOW_*
+    variable that names no setting (CAPFLOW_DEBUG, or another tool's) is left out with a
+    warning: it must not break every command."""
     tree: dict[str, Any] = {}
-    for name, value in environ.items():
+    for name, value in sorted(environ.items()):
         if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX):
-            _set_path(tree, name[len(ENV_PREFIX) :].lower().split("__"), value)
+            path = name[len(ENV_PREFIX) :].lower().split("__")
+            if setting_exists(path):
+                _set_path(tree, path, value)
+            else:
+                log.warning("ignoring %s: it is not a capflow setting%s", name, _hint(path))
     return tree
+
+
+class ConfigError(ValueError):
+    """A run config that does not validate, said in one line: which setting, set where."""
+
+
+def _fields(model: Any) -> dict[str, Any]:
+    """The settings one level down: a pydantic model's fields or a dataclass's."""
+    import dataclasses
+
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return {name: info.annotation for name, info in model.model_fields.items()}
+    if dataclasses.is_dataclass(model):
+        import typing
+
+        hints = typing.get_type_hints(model)
+        return {f.name: hints.get(f.name) for f in dataclasses.fields(model)}
+    return {}
+
+
+def _section(annotation: Any) -> Any:
+    """The model or dataclass a field holds (through `X | None`), or None."""
+    import dataclasses
+    import typing
+
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and (
+            issubclass(candidate, BaseModel) or dataclasses.is_dataclass(candidate)
+        ):
+            return candidate
+    return None
+
+
+def setting_exists(path: list[str]) -> bool:
+    model: Any = RunConfig
+    for i, part in enumerate(path):
+        fields = _fields(model)
+        if part not in fields:
+            return False
+        model = _section(fields[part])
+        if model is None:
+            return i == len(path) - 1
+    return True
+
+
+def _hint(path: list[str]) -> str:
+    """' (did you mean source.prefix?)' for the closest setting at the first wrong step."""
+    import difflib
+
+    model: Any = RunConfig
+    for i, part in enumerate(path):
+        fields = _fields(model)
+        if part not in fields:
+            close = difflib.get_close_matches(part, list(fields), n=1, cutoff=0.6)
+            return f" (did you mean {'.'.join([*path[:i], close[0]])}?)" if close else ""
+        model = _section(fields[part])
+        if model is None:
+            return ""
+    return ""
+
+
+def _has_path(tree: Mapping[str, Any], path: tuple[Any, ...]) -> bool:
+    node: Any = tree
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def build_config(
@@ -235,13 +312,37 @@ def build_config(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RunConfig:
-    """Merge the layers in order of precedence and validate once."""
-    data: dict[str, Any] = {}
+    """Merge the layers in order of precedence and validate once. A setting that does not
+    validate is a ConfigError naming it, the layer that set it, and the closest name."""
+    from pydantic import ValidationError
+
+    layers: list[tuple[str, dict[str, Any]]] = []
     if config_file is not None:
-        loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+        try:
+            loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(f"--config {config_file}: cannot read it as YAML ({first})") from e
         if not isinstance(loaded, dict):
-            raise ValueError(f"{config_file}: expected a mapping at the top level")
-        data = loaded
-    data = deep_merge(data, env_overrides(os.environ if environ is None else environ))
-    data = deep_merge(data, overrides or {})
-    return RunConfig.model_validate(data)
+            raise ConfigError(f"--config {config_file}: expected a mapping at the top level")
+        layers.append((f"in {config_file}", loaded))
+    env = env_overrides(os.environ if environ is None else environ)
+    layers.append(("by the environment (CAPFLOW_*)", env))
+    layers.append(("by a command-line option", dict(overrides or {})))
+    data: dict[str, Any] = {}
+    for _, layer in layers:
+        data = deep_merge(data, layer)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        error = e.errors()[0]
+        loc = tuple(str(p) for p in error["loc"] if not isinstance(p, int))
+        name = ".".join(loc)
+        where = next((w for w, layer in reversed(layers) if _has_path(layer, loc)), "")
+        if error["type"] == "extra_forbidden":
+            message = f"unknown setting {name}{_hint(list(loc))}"
+        elif error["type"] == "value_error":  # our own validators name the setting
+            message = str(error["msg"]).removeprefix("Value error, ")
+        else:
+            message = f"setting {name}: {error['msg']}"
+        raise ConfigError(f"{message}{' (set ' + where + ')' if where else ''}") from e

@@ -54,6 +54,25 @@ class CaptionConfig:
     retries: int = 4  # openai: per request, on 5xx, 429 and dropped connections
     backoff_s: float = 1.0  # openai: first retry's delay; doubles, with jitter, up to 30 s
 
+    def __post_init__(self) -> None:
+        """Specs that cannot work fail when the config is built, not after a decode."""
+        if self.mode not in MODES:
+            raise ValueError(f"caption.mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        kind, _, rest = self.captioner.partition(":")
+        if self.captioner == "describe" or (kind == "hf" and rest):
+            return
+        if kind == "openai" and rest and "#" not in rest:
+            raise ValueError(
+                f"caption.captioner {self.captioner!r} names no model: add '#<model>', "
+                f"e.g. openai:{rest}#Qwen/Qwen2-VL-7B-Instruct"
+            )
+        if kind == "openai" and rest.rpartition("#")[0] and rest.rpartition("#")[2]:
+            return
+        raise ValueError(
+            f"unknown captioner {self.captioner!r}: caption.captioner is 'describe' (offline "
+            "default), 'hf:<model id or path>' or 'openai:<base_url>#<model>'"
+        )
+
 
 class CaptionerError(ValueError):
     pass
@@ -86,9 +105,23 @@ def _load_model(
 ) -> VisionLanguageModel:
     kind, _, rest = spec.partition(":")
     if kind == "hf" and rest:
+        from pathlib import Path
+
         from tasks.backends.hf import HFVisionLanguageModel
 
-        return HFVisionLanguageModel(rest, max_new_tokens=max_new_tokens)
+        if rest.startswith(("/", "./", "../", "~")) and not Path(rest).expanduser().is_dir():
+            raise CaptionerError(
+                f"caption.captioner {spec!r}: no model folder at {rest}; pass the folder of "
+                "a saved model (config.json, weights) or a model id in the local HF cache"
+            )
+        try:
+            return HFVisionLanguageModel(rest, max_new_tokens=max_new_tokens)
+        except OSError as e:  # transformers' word for "not there" (and "not offline")
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CaptionerError(
+                f"caption.captioner {spec!r}: cannot load the model ({first[:200]}); with "
+                "HF_HUB_OFFLINE=1 a model id must already be in the HF cache, or pass a folder"
+            ) from e
     if kind == "openai" and "#" in rest:
         from tasks.backends.openai_compat import OpenAICompatModel
 

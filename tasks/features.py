@@ -14,6 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
+from tasks.backends.protocol import ModelNotAvailable
+
 
 class ImageFeaturizer(Protocol):
     name: str
@@ -37,10 +39,6 @@ class ThumbnailFeaturizer:
             norm = float(np.linalg.norm(v))
             out.append(v / norm if norm > 1e-6 else v)
         return np.stack(out) if out else np.zeros((0, 32 * 18), dtype=np.float32)
-
-
-class ModelNotAvailable(RuntimeError):
-    pass
 
 
 class ClipFeaturizer:

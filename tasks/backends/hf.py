@@ -13,11 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.backends.protocol import BackendOutOfMemory, GenerationRequest
-
-
-class ModelNotAvailable(RuntimeError):
-    pass
+from tasks.backends.protocol import BackendOutOfMemory, GenerationRequest, ModelNotAvailable
 
 
 class HFVisionLanguageModel:

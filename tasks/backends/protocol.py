@@ -8,6 +8,10 @@ from typing import Protocol
 import numpy as np
 
 
+class ModelNotAvailable(RuntimeError):
+    """A configured model cannot be loaded; the message names the setting to change."""
+
+
 class BackendOutOfMemory(RuntimeError):
     """The accelerator ran out of memory for this batch; a smaller one may fit."""
 

@@ -3,9 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
-from flows.config import build_config
+from flows.config import ConfigError, build_config
 
 
 def test_layers_merge_in_order_defaults_yaml_env_cli(tmp_path: Path) -> None:
@@ -20,8 +19,39 @@ def test_layers_merge_in_order_defaults_yaml_env_cli(tmp_path: Path) -> None:
 
 
 def test_unknown_keys_are_errors_not_silently_ignored() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigError, match=r"source\.buckt \(did you mean source\.bucket\?\)"):
         build_config(overrides={"source": {"buckt": "typo"}}, environ={})
+
+
+def test_a_misspelt_yaml_key_is_one_line_naming_the_file_and_the_closest_setting(
+    tmp_path: Path,
+) -> None:
+    f = tmp_path / "run.yaml"
+    f.write_text("source:\n  prefx: raw/\n")
+    with pytest.raises(ConfigError) as e:
+        build_config(f, environ={})
+    assert str(e.value) == (
+        f"unknown setting source.prefx (did you mean source.prefix?) (set in {f})"
+    )
+    with pytest.raises(ConfigError, match=r"source\.partitions.*set by the environment"):
+        build_config(environ={"CAPFLOW_SOURCE__PARTITIONS": "zero"})
+
+
+def test_capflow_variables_that_are_not_settings_warn_and_change_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    env = {"CAPFLOW_DEBUG": "1", "CAPFLOW_MODELS": "/models", "CAPFLOW_SOURCE__PREFX": "a/"}
+    assert build_config(environ=env) == build_config(environ={})
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "CAPFLOW_DEBUG" in warned and "CAPFLOW_MODELS" in warned
+    assert "CAPFLOW_SOURCE__PREFX" in warned and "did you mean source.prefix" in warned
+
+
+def test_a_captioner_spec_or_mode_that_cannot_work_fails_at_config_time() -> None:
+    with pytest.raises(ConfigError, match=r"caption\.captioner.*#<model>"):
+        build_config(overrides={"caption": {"captioner": "openai:http://127.0.0.1:9/v1"}})
+    with pytest.raises(ConfigError, match=r"caption\.mode.*diffsw"):
+        build_config(overrides={"caption": {"mode": "bogus"}}, environ={})
 
 
 def test_config_holds_no_credentials() -> None:
@@ -133,8 +163,10 @@ def test_every_setting_follows_defaults_yaml_environment_flags(tmp_path: Path) -
     leaves = [(p, t) for p, t in _leaves(RunConfig) if p[-1] not in ("partition", "partitions")]
     assert len(leaves) > 60  # the walk reaches every section
     values = {str: ("from-yaml", "from-env"), int: (7, 9), float: (7.5, 9.5), bool: (True, False)}
+    checked = {("caption", "captioner"): ("hf:from-yaml", "hf:from-env"),
+               ("caption", "mode"): ("fast", "diffsw")}  # fmt: skip
     for path, kind in leaves:
-        in_file, in_env = values[kind]
+        in_file, in_env = checked.get(path, values[kind])
         tree: dict = {}
         node = tree
         for part in path[:-1]:

@@ -47,7 +47,10 @@ class Run:
     """`capflow run` in a session of its own, its output collected as it comes."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([str(BIN / "capflow"), "run", *args], env=env,
+        import tempfile
+
+        here = tempfile.mkdtemp(prefix="capflow-run-")  # where it leaves .capflow/last.json
+        self.proc = subprocess.Popen([str(BIN / "capflow"), "run", *args], env=env, cwd=here,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      start_new_session=True, text=True)  # fmt: skip
         self.lines: list[str] = []
