@@ -254,13 +254,26 @@ def run_config(
     config: Path | None = None,
     workdir: Path | None = None,
     reprocess: bool = False,
+    where: str | None = None,
 ) -> Any:
     """The run config of `capflow run`: defaults < YAML < CAPFLOW_* < the flags given.
-    A flag not given sets nothing, so it never hides what the file or environment says."""
+    A flag not given sets nothing, so it never hides what the file or environment says.
+    `where` is the SOURCE argument: a folder, a file:// URL or s3://bucket/prefix."""
     from flows.config import build_config
+    from storage.local import folder_of
 
     overrides = _connection(endpoint_url, lance_uri, workdir)
     source: dict[str, Any] = {}
+    if where is not None:
+        if bucket is not None:
+            raise typer.BadParameter("give SOURCE or --bucket, not both", param_hint="SOURCE")
+        if where.startswith("s3://"):
+            bucket, _, in_bucket = where.removeprefix("s3://").partition("/")
+            prefix = in_bucket if prefix is None else prefix
+        else:
+            bucket = folder_of(where)
+            if not Path(bucket).is_dir():
+                raise typer.BadParameter(f"no folder {where}", param_hint="SOURCE")
     if bucket is not None:
         source["bucket"] = bucket
     if prefix is not None:
@@ -273,14 +286,20 @@ def run_config(
     _STATE["endpoint_url"] = cfg.s3.endpoint_url
     if not cfg.source.bucket:
         raise typer.BadParameter(
-            "no bucket to curate: pass --bucket, or set source.bucket in --config or "
-            "CAPFLOW_SOURCE__BUCKET"
+            "nothing to curate: give a folder or s3://bucket/prefix (SOURCE), --bucket, or "
+            "set source.bucket in --config or CAPFLOW_SOURCE__BUCKET"
         )
     return cfg
 
 
 @app.command()
 def run(
+    where: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[SOURCE]", help="a folder of videos, file:///path, or s3://bucket/prefix"
+        ),
+    ] = None,
     bucket: Annotated[
         str | None, typer.Option(help="S3 bucket to curate (or source.bucket)")
     ] = None,
@@ -291,8 +310,9 @@ def run(
     workdir: WorkdirOpt = None,
     reprocess: Annotated[bool, typer.Option(help="redo objects already done")] = False,
 ) -> None:
-    """Run the curate flow once against any S3 endpoint (standard AWS credential chain)."""
-    cfg = run_config(bucket, prefix, endpoint_url, lance_uri, config, workdir, reprocess)
+    """Curate a folder of videos, or a bucket on any S3 endpoint (standard AWS
+    credential chain), once. A second run does only what is new or changed."""
+    cfg = run_config(bucket, prefix, endpoint_url, lance_uri, config, workdir, reprocess, where)
     check_source(cfg)
     report = _run_with_progress(cfg)
     remember_table(cfg.lance_uri, "capflow run")
@@ -305,8 +325,13 @@ def check_source(cfg: Any) -> None:
     an endpoint that is down, no such bucket) is one line now, not a failed flow run."""
     from dataclasses import replace
 
+    from storage.local import is_local_bucket
     from storage.s3 import make_client
 
+    if is_local_bucket(cfg.source.bucket):
+        if not Path(cfg.source.bucket).is_dir():
+            raise typer.BadParameter(f"no folder {cfg.source.bucket}", param_hint="source.bucket")
+        return
     client = make_client(replace(cfg.s3.options(), max_attempts=2, connect_timeout_s=3.0))
     client.head_bucket(Bucket=cfg.source.bucket)
 
@@ -662,6 +687,97 @@ def score(
         console.print(f"{name}: {shown}")
     for stage, verdict in result["verdicts"].items():
         console.print(f"{stage}: {inert(str(verdict))}")
+
+
+s3_app = typer.Typer(help="The embedded S3 server (SeaweedFS) on its own, for your videos.")
+app.add_typer(s3_app, name="s3")
+
+
+def write_private(path: Path, text: str) -> None:
+    """A file only its owner can read, written whole (the credentials)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    tmp.replace(path)
+
+
+@s3_app.command("serve")
+def s3_serve(
+    data_dir: Annotated[Path, typer.Option("--dir", help="its data")] = Path("capflow-s3"),
+    port: Annotated[int, typer.Option(help="the S3 port, on 127.0.0.1", min=1, max=65535)] = 8333,
+) -> None:
+    """Serve S3 on 127.0.0.1:PORT until Ctrl-C; endpoint and keys go to DIR/s3.env (0600)."""
+    from storage.local_s3 import LocalS3Server
+
+    server = LocalS3Server(data_dir.resolve(), s3_port=port)
+    with console.status(f"starting SeaweedFS on 127.0.0.1:{port}"):
+        server.start()
+    env_file = data_dir.resolve() / "s3.env"
+    creds = server.credentials
+    write_private(
+        env_file,
+        f"export AWS_ACCESS_KEY_ID={creds.access_key_id}\n"
+        f"export AWS_SECRET_ACCESS_KEY={creds.secret_access_key}\n"
+        f"export CAPFLOW_S3__ENDPOINT_URL={server.endpoint_url}\n",
+    )
+    console.print(
+        f"S3 at {server.endpoint_url} (127.0.0.1 only). Endpoint and credentials: "
+        f"{inert(str(env_file))} (readable by you only). In another shell:\n"
+        f"  source {inert(str(env_file))}\n"
+        "  capflow s3 upload ./videos s3://videos/raw/\n"
+        "  capflow run s3://videos/raw/\n"
+        "Ctrl-C stops it; the data stays in the folder.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    import time
+
+    try:
+        while server._proc is not None and server._proc.poll() is None:
+            time.sleep(0.5)
+        notices.print("[red]error:[/] the S3 server stopped; see its log in the data folder")
+        raise typer.Exit(1)
+    except (KeyboardInterrupt, Terminated):
+        pass
+    finally:
+        server.stop()
+
+
+@s3_app.command("upload")
+def s3_upload(
+    folder: Annotated[
+        Path, typer.Argument(help="a folder of videos", exists=True, file_okay=False)
+    ],
+    target: Annotated[str, typer.Argument(help="s3://bucket/prefix")],
+    endpoint_url: EndpointOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Upload a folder's videos under s3://bucket/prefix (keys: prefix + path inside)."""
+    from flows.config import build_config
+    from storage.s3 import ensure_bucket, is_video_key, make_client
+
+    if not target.startswith("s3://") or not target.removeprefix("s3://").split("/")[0]:
+        raise typer.BadParameter("expected s3://bucket/prefix", param_hint="TARGET")
+    bucket, _, prefix = target.removeprefix("s3://").partition("/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    cfg = build_config(config, {"s3": {"endpoint_url": endpoint_url}} if endpoint_url else {})
+    _STATE["endpoint_url"] = cfg.s3.endpoint_url
+    client = make_client(cfg.s3.options())
+    ensure_bucket(client, bucket)
+    files = sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and not p.is_symlink() and is_video_key(p.name)
+    )  # fmt: skip
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=console) as bar:  # fmt: skip
+        task_id = bar.add_task("uploading", total=len(files))
+        for path in files:
+            client.upload_file(str(path), bucket, prefix + path.relative_to(folder).as_posix())
+            bar.advance(task_id)
+    console.print(f"{len(files)} video(s) under s3://{inert(bucket)}/{inert(prefix)}")
 
 
 @app.command()

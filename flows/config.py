@@ -54,6 +54,20 @@ class SourceConfig(BaseModel):
     # Objects the ledger knows under these prefixes that are gone from the bucket lose
     # their clips (Lance keeps old table versions: nothing is beyond recovery).
     prune_missing: bool = True
+    # A local folder's files (bucket: an absolute path): a version is size + mtime, or
+    # with "content" a hash of the bytes (storage/local.py).
+    identity: Literal["stat", "content"] = "stat"
+
+    @field_validator("bucket")
+    @classmethod
+    def _folder_as_bucket(cls, bucket: str) -> str:
+        """A folder (./videos, ~/clips, file:///data) is a bucket named by its absolute
+        path; any other name is an S3 bucket."""
+        if bucket.startswith(("./", "../", "~", "file://", "/")) or bucket in (".", ".."):
+            from storage.local import folder_of
+
+            return folder_of(bucket)
+        return bucket
 
     def all_prefixes(self) -> list[str]:
         return list(dict.fromkeys(self.prefixes)) if self.prefixes else [self.prefix]

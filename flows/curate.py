@@ -35,6 +35,7 @@ from flows.runners import make_task_runner
 from flows.streaming import StreamingRun, StreamResult
 from storage.lance_store import IndexPolicy, LanceStore
 from storage.ledger import Ledger, Status
+from storage.local import is_local_bucket, list_folder
 from storage.s3 import list_bucket, make_client
 
 AESTHETIC_BINS = [float(b) for b in range(11)]  # the 0-10 scale
@@ -258,10 +259,13 @@ def curate(config: RunConfig) -> dict[str, Any]:
     captioner = load_captioner(config.caption)
     embedder = load_embedder(config.embed.model, config.embed.device, config.embed.batch_size)
     src = config.source
-    client = make_client(config.s3.options())
-    listing = list_bucket(
-        client, src.bucket, src.all_prefixes(), src.since, src.until, src.partition, src.partitions
-    )
+    if is_local_bucket(src.bucket):
+        listing = list_folder(src.bucket, src.all_prefixes(), src.since, src.until,
+                              src.partition, src.partitions, src.identity)  # fmt: skip
+    else:
+        client = make_client(config.s3.options())
+        listing = list_bucket(client, src.bucket, src.all_prefixes(), src.since, src.until,
+                              src.partition, src.partitions)  # fmt: skip
     listed = listing.selected
     store = LanceStore(config.lance_uri, config.lance_storage_options())
     ledger = Ledger(store)

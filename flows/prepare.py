@@ -23,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.config import RunConfig
 from quality.config import precheck_source
+from storage.local import is_local_bucket, open_local
 from storage.records import VideoRecord
 from storage.s3 import download_object, make_client
 from storage.types import ObjectRef, ProbeInfo, Rejection, RejectReason, ShotAnalysis
@@ -105,7 +106,10 @@ def _prepare(
     with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
         # A fixed local name: the key is data, never part of a path or a command.
         with clock.time("download"):
-            local = download_object(make_client(config.s3.options()), obj, Path(tmp) / "input")
+            if is_local_bucket(obj.bucket):  # read in place: nothing to download
+                local = open_local(obj)
+            else:
+                local = download_object(make_client(config.s3.options()), obj, Path(tmp) / "input")
         if isinstance(local, Rejection):
             video.rejections.append(local)
             return

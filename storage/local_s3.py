@@ -95,9 +95,12 @@ def load_or_create_credentials(path: Path) -> S3Credentials:
 class LocalS3Server:
     """A running `weed mini`; use as a context manager or call start()/stop()."""
 
-    def __init__(self, data_dir: Path, startup_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, data_dir: Path, startup_timeout_s: float = 30.0, s3_port: int | None = None
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.startup_timeout_s = startup_timeout_s
+        self.s3_port = s3_port  # a fixed S3 port (`capflow s3 serve`); the rest are free ones
         self.credentials = load_or_create_credentials(self.data_dir / "credentials.json")
         self._proc: subprocess.Popen[bytes] | None = None
         self._ports: dict[str, int] = {}
@@ -108,6 +111,8 @@ class LocalS3Server:
         weed_dir.mkdir(parents=True, exist_ok=True)
         # A restart keeps the ports, so clients (and their endpoint URL) carry on.
         self._ports = self._ports or {flag: _free_port() for flag in _PORT_FLAGS}
+        if self.s3_port:
+            self._ports["s3.port"] = self.s3_port
         ports = self._ports
         argv = [
             find_weed(),

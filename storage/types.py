@@ -50,7 +50,7 @@ class Rejection:
 
 @dataclass(frozen=True)
 class ObjectRef:
-    """One S3 object at one version (ETag): the unit of work."""
+    """One S3 object (or file of a local folder) at one version (ETag): the unit of work."""
 
     bucket: str
     key: str
@@ -60,6 +60,8 @@ class ObjectRef:
 
     @property
     def uri(self) -> str:
+        if self.bucket.startswith("/"):  # a local folder as a bucket (storage/local.py)
+            return f"file://{self.bucket}/{self.key}"
         return f"s3://{self.bucket}/{self.key}"
 
 

@@ -118,3 +118,54 @@ def test_search_status_and_show_find_the_table_the_last_run_here_wrote(
     monkeypatch.chdir(tmp_path)  # a folder no run wrote from
     lost = runner.invoke(app, ["status"])
     assert lost.exit_code == 2 and "pass --lance-uri" in lost.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_s3_serve_gives_a_private_endpoint_file_and_upload_fills_it(
+    samples: dict, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    port, data = _free_port(), tmp_path / "s3"
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "s3", "serve", "--dir", str(data), "--port", str(port)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        env_file = data / "s3.env"
+        deadline = time.monotonic() + 60
+        while not env_file.exists() and time.monotonic() < deadline and serve.poll() is None:
+            time.sleep(0.2)
+        assert env_file.exists(), serve.stdout.read() if serve.stdout else ""
+        assert env_file.stat().st_mode & 0o077 == 0  # readable by the user only
+        env = dict(line.removeprefix("export ").split("=", 1)
+                   for line in env_file.read_text().splitlines())  # fmt: skip
+        assert env["CAPFLOW_S3__ENDPOINT_URL"] == f"http://127.0.0.1:{port}"
+
+        videos = tmp_path / "videos"
+        (videos / "day1").mkdir(parents=True)
+        for name in ("night_harbour", "sunset_meadow"):
+            (videos / "day1" / f"{name}.mp4").write_bytes(samples[name].path.read_bytes())
+        (videos / "notes.txt").write_text("not a video")
+        rc, out = capflow("s3", "upload", str(videos), "s3://mine/raw", env=env)
+        assert rc == 0 and "2 video(s) under s3://mine/raw/" in out, out
+
+        from storage.s3 import S3Options, list_videos, make_client
+
+        client = make_client(S3Options(endpoint_url=env["CAPFLOW_S3__ENDPOINT_URL"],
+                                       access_key_id=env["AWS_ACCESS_KEY_ID"],
+                                       secret_access_key=env["AWS_SECRET_ACCESS_KEY"]))  # fmt: skip
+        keys = sorted(o.key for o in list_videos(client, "mine"))
+        assert keys == ["raw/day1/night_harbour.mp4", "raw/day1/sunset_meadow.mp4"]
+    finally:
+        os.killpg(serve.pid, signal.SIGINT)
+        assert serve.wait(timeout=30) == 0
