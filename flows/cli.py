@@ -71,6 +71,30 @@ def _flow_command(fn: Any, *args: Any, log_dir: Path | None = None) -> Any:
         raise typer.Exit(143) from None
 
 
+def quiet_prefect_console(verbose: bool) -> None:
+    """Before Prefect is imported: its INFO lines go to the Prefect UI and the run's log
+    file, not between the progress bars (unless -v)."""
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+
+
+def _log_to_file(workdir: Path) -> Path:
+    """Every INFO line of Prefect and capflow, to WORKDIR/logs/run-<time>.log."""
+    import logging
+
+    path = Path(workdir) / "logs" / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("prefect", "flows", "tasks", "storage", "quality"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+            logger.setLevel(logging.INFO)
+    return path
+
+
 def _run_with_progress(config: Any) -> dict[str, Any]:
     return _flow_command(_curate_with_progress, config, log_dir=Path(config.workdir))
 
@@ -79,6 +103,7 @@ def _curate_with_progress(config: Any) -> dict[str, Any]:
     from flows import progress
     from flows.curate import QualityGateFailed, run_curate
 
+    log_file = _log_to_file(Path(config.workdir))
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -87,14 +112,26 @@ def _curate_with_progress(config: Any) -> dict[str, Any]:
         console=console,
     ) as bar:
         task_id = bar.add_task("listing objects and starting Prefect", total=None)
+        clips_id = bar.add_task("clips captioned", total=0, visible=False)
+        now_id = bar.add_task("", total=None, visible=False)
 
         def on_event(event: str, detail: str) -> None:
             if event == "planned":
-                bar.update(task_id, total=int(detail), description="curating objects")
+                bar.update(task_id, total=int(detail), description="objects")
+            elif event == "stage":
+                bar.update(now_id, visible=True, description=f"  now: {inert(detail)}")
+            elif event == "prepared":
+                clips = int(detail.partition(" ")[0])
+                total = (bar.tasks[clips_id].total or 0) + clips
+                bar.update(clips_id, total=total, visible=True)
+            elif event == "captioned":
+                bar.advance(clips_id)
             elif event == "finished":
                 outcome, _, uri = detail.partition(" ")
                 bar.advance(task_id)
                 bar.console.log(f"{outcome:<11} {inert(uri)}")
+                if bar.tasks[task_id].finished:
+                    bar.update(now_id, visible=False)
 
         unsubscribe = progress.subscribe(on_event)
         try:
@@ -104,6 +141,7 @@ def _curate_with_progress(config: Any) -> dict[str, Any]:
             raise typer.Exit(1) from e
         finally:
             unsubscribe()
+    notices.print(f"[dim]log: {inert(str(log_file))}[/]", highlight=False)
     return report
 
 
@@ -309,10 +347,14 @@ def run(
     config: ConfigOpt = None,
     workdir: WorkdirOpt = None,
     reprocess: Annotated[bool, typer.Option(help="redo objects already done")] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Prefect's log lines too")
+    ] = False,
 ) -> None:
     """Curate a folder of videos, or a bucket on any S3 endpoint (standard AWS
     credential chain), once. A second run does only what is new or changed."""
     cfg = run_config(bucket, prefix, endpoint_url, lance_uri, config, workdir, reprocess, where)
+    quiet_prefect_console(verbose)
     check_source(cfg)
     report = _run_with_progress(cfg)
     remember_table(cfg.lance_uri, "capflow run")
@@ -389,6 +431,9 @@ def backfill(
         bool, typer.Option("--local", help="run here even when PREFECT_API_URL is set")
     ] = False,
     wait: Annotated[bool, typer.Option(help="wait for a triggered deployment run")] = True,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Prefect's log lines too")
+    ] = False,
 ) -> None:
     """Curate old prefixes or a date range, one child run per partition; resumable.
 
@@ -407,6 +452,7 @@ def backfill(
         "overrides": _connection(endpoint_url, lance_uri, workdir),
         "config_file": str(config.resolve()) if config else None,
     }
+    quiet_prefect_console(verbose)
     if os.environ.get("PREFECT_API_URL") and not local:
         _trigger_backfill(params, wait)
         return

@@ -21,6 +21,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from flows import progress
 from flows.config import RunConfig
 from quality.config import precheck_source
 from storage.local import is_local_bucket, open_local
@@ -55,13 +56,16 @@ RETRY = {
 
 
 class StageClock:
-    """Seconds spent per stage, summed: the run report's time per stage."""
+    """Seconds spent per stage, summed: the run report's time per stage. Each stage's
+    start is also a progress event, so a long video shows where it is."""
 
-    def __init__(self) -> None:
+    def __init__(self, uri: str = "") -> None:
         self.seconds: Counter[str] = Counter()
+        self.uri = uri
 
     @contextmanager
     def time(self, stage: str) -> Iterator[None]:
+        progress.emit("stage", f"{stage} {self.uri}")
         started = time.perf_counter()
         try:
             yield
@@ -84,7 +88,7 @@ def source_row(probe: ProbeInfo, analysis: ShotAnalysis) -> dict[str, Any]:
 
 def prepare_video(obj: ObjectRef, config: RunConfig, stages: Sequence[ClipStage]) -> VideoRecord:
     """The object's record after every CPU stage, its local copy deleted again."""
-    clock = StageClock()
+    clock = StageClock(obj.uri)
     video = VideoRecord(obj)
     try:
         _prepare(video, config, stages, clock)
@@ -142,8 +146,9 @@ def _prepare(
         if not spans:
             detail = f"no shot of at least {config.clips.min_clip_s} s after trimming"
             video.rejections.append(Rejection("clips", RejectReason.NO_CLIPS, detail))
-        for span in spans:
+        for i, span in enumerate(spans, start=1):
             frames = bisect.bisect_left(times, span.end_s) - bisect.bisect_left(times, span.start_s)
+            progress.emit("stage", f"clip {i}/{len(spans)} {obj.uri}")
             run_stages(video.add_clip(span, frames), stages, clock.seconds)
 
 

@@ -1,7 +1,9 @@
 """A process-local hook so the CLI can draw progress while the flow runs in its threads.
 
-Events: ("planned", "<n>") once the run knows how many objects it will process, then
-("finished", "<outcome> <uri>") as each one ends.
+Events: ("planned", "<n>") once the run knows how many objects it will process;
+("stage", "<stage> <uri>") as preparation enters a stage of an object (`clip i/n` for the
+clip stages); ("prepared", "<clips> <uri>"); ("captioned", "<uri>") per clip; and
+("finished", "<outcome> <uri>") as each object ends.
 """
 
 from __future__ import annotations

@@ -169,3 +169,21 @@ def test_s3_serve_gives_a_private_endpoint_file_and_upload_fills_it(
     finally:
         os.killpg(serve.pid, signal.SIGINT)
         assert serve.wait(timeout=30) == 0
+
+
+@pytest.mark.slow
+def test_a_run_over_a_folder_shows_clips_and_stages_and_keeps_prefect_s_lines_in_a_log(
+    samples: dict, tmp_path: Path
+) -> None:
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "meadow.mp4").write_bytes(samples["sunset_meadow"].path.read_bytes())
+    env = {"PREFECT_API_URL": "", "PREFECT_HOME": str(tmp_path / "prefect")}
+    rc, out = capflow("run", "videos", env=env, cwd=tmp_path)
+    assert rc == 0, out
+    assert "clips captioned" in out and "2/2" in out
+    assert "landed      file://" in out
+    assert " | INFO " not in out and "Beginning flow run" not in out  # not in the bar
+    [log] = (tmp_path / "capflow-work" / "logs").glob("run-*.log")
+    assert "Finished in state Completed" in log.read_text()
+    rc, out = capflow("search", "a green meadow", "--json", cwd=tmp_path)
+    assert rc == 0 and "meadow.mp4" in out, out
