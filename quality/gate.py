@@ -150,4 +150,7 @@ def build_data_docs(out_dir: Path) -> str | None:
                 },
             )
         urls = ctx.build_data_docs(site_names=[site])
+    from quality.docs_offline import make_offline
+
+    make_offline(out_dir.resolve())  # no CDN: the pages load shipped copies
     return urls.get(site)

@@ -38,6 +38,10 @@ def _checks(pairs: dict[str, gxe.Expectation], batch_level: set[str]) -> list[Ch
     out = []
     for name, expectation in pairs.items():
         expectation.meta = {"name": name}
+        column = getattr(expectation, "column", None)
+        on = f" on {column}" if column else ""
+        # What Data Docs shows for it: the check's name (the README's), then the rule.
+        expectation.description = f"{name}: {expectation.expectation_type}{on}"
         out.append(Check(name, expectation, name in batch_level))
     return out
 
