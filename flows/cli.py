@@ -299,6 +299,7 @@ def run_config(
     `where` is the SOURCE argument: a folder, a file:// URL or s3://bucket/prefix."""
     from flows.config import build_config
     from storage.local import folder_of
+    from storage.manifest import MANIFEST_SUFFIXES
 
     overrides = _connection(endpoint_url, lance_uri, workdir)
     source: dict[str, Any] = {}
@@ -308,6 +309,8 @@ def run_config(
         if where.startswith("s3://"):
             bucket, _, in_bucket = where.removeprefix("s3://").partition("/")
             prefix = in_bucket if prefix is None else prefix
+        elif where.lower().endswith(MANIFEST_SUFFIXES) and Path(where).is_file():
+            source["manifest"] = str(Path(where).resolve())
         else:
             bucket = folder_of(where)
             if not Path(bucket).is_dir():
@@ -322,7 +325,7 @@ def run_config(
         overrides["reprocess"] = True
     cfg = build_config(config, overrides)
     _STATE["endpoint_url"] = cfg.s3.endpoint_url
-    if not cfg.source.bucket:
+    if not cfg.source.bucket and not cfg.source.manifest:
         raise typer.BadParameter(
             "nothing to curate: give a folder or s3://bucket/prefix (SOURCE), --bucket, or "
             "set source.bucket in --config or CAPFLOW_SOURCE__BUCKET"
@@ -335,7 +338,8 @@ def run(
     where: Annotated[
         str | None,
         typer.Argument(
-            metavar="[SOURCE]", help="a folder of videos, file:///path, or s3://bucket/prefix"
+            metavar="[SOURCE]",
+            help="a folder of videos, file:///path, s3://bucket/prefix, or a .csv/.jsonl of URIs",
         ),
     ] = None,
     bucket: Annotated[
@@ -370,6 +374,12 @@ def check_source(cfg: Any) -> None:
     from storage.local import is_local_bucket
     from storage.s3 import make_client
 
+    if cfg.source.manifest:
+        from storage.manifest import read_manifest
+
+        if not read_manifest(Path(cfg.source.manifest)):
+            raise typer.BadParameter(f"{cfg.source.manifest} lists no URI", param_hint="SOURCE")
+        return
     if is_local_bucket(cfg.source.bucket):
         if not Path(cfg.source.bucket).is_dir():
             raise typer.BadParameter(f"no folder {cfg.source.bucket}", param_hint="source.bucket")

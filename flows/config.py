@@ -57,6 +57,9 @@ class SourceConfig(BaseModel):
     # A local folder's files (bucket: an absolute path): a version is size + mtime, or
     # with "content" a hash of the bytes (storage/local.py).
     identity: Literal["stat", "content"] = "stat"
+    # A CSV or JSONL of s3:// and file:// URIs to take instead of bucket and prefixes
+    # (storage/manifest.py); nothing is pruned by leaving an entry out.
+    manifest: str = ""
 
     @field_validator("bucket")
     @classmethod

@@ -36,6 +36,7 @@ from flows.streaming import StreamingRun, StreamResult
 from storage.lance_store import IndexPolicy, LanceStore
 from storage.ledger import Ledger, Status
 from storage.local import is_local_bucket, list_folder
+from storage.manifest import list_manifest, read_manifest
 from storage.s3 import list_bucket, make_client
 
 AESTHETIC_BINS = [float(b) for b in range(11)]  # the 0-10 scale
@@ -259,7 +260,11 @@ def curate(config: RunConfig) -> dict[str, Any]:
     captioner = load_captioner(config.caption)
     embedder = load_embedder(config.embed.model, config.embed.device, config.embed.batch_size)
     src = config.source
-    if is_local_bucket(src.bucket):
+    if src.manifest:
+        uris = read_manifest(Path(src.manifest))
+        listing = list_manifest(uris, lambda: make_client(config.s3.options()), src.since,
+                                src.until, src.partition, src.partitions, src.identity)  # fmt: skip
+    elif is_local_bucket(src.bucket):
         listing = list_folder(src.bucket, src.all_prefixes(), src.since, src.until,
                               src.partition, src.partitions, src.identity)  # fmt: skip
     else:
@@ -272,7 +277,7 @@ def curate(config: RunConfig) -> dict[str, Any]:
     dedup = config.duplicates if "duplicates" in config.stages else None
     sinks = [LanceSink(store, dedup)]
     report = RunReport(run_id=run_id, seen=len(listed))
-    if src.prune_missing:
+    if src.prune_missing and not src.manifest:
         known = ledger.entries(src.bucket)
         gone = listing.missing(known, src.all_prefixes(), src.partition, src.partitions)
         prune_missing(sinks, ledger, [(src.bucket, k) for k in gone])

@@ -12,10 +12,10 @@ import json
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from storage import schema
-from storage.lance_store import LanceStore, sql_str
+if TYPE_CHECKING:  # lancedb loads with the first command that reads a table
+    from storage.lance_store import LanceStore
 
 POINTER = Path(".capflow") / "last.json"
 DEFAULT_LANCE_URI = "./capflow-lance"
@@ -35,7 +35,7 @@ def remember_table(lance_uri: str, command: str, folder: Path | None = None) -> 
 
 
 def _exists(uri: str) -> bool:
-    return "://" in uri or (Path(uri) / f"{schema.CLIPS}.lance").exists()
+    return "://" in uri or (Path(uri) / "clips.lance").exists()  # storage.schema.CLIPS
 
 
 def find_table(configured: str, explicit: bool, folder: Path | None = None) -> tuple[str, str]:
@@ -57,6 +57,8 @@ def find_table(configured: str, explicit: bool, folder: Path | None = None) -> t
 def dataset_status(store: LanceStore, runs: int = 5) -> dict[str, Any]:
     """Objects by state, clips (and how many are marked duplicates), quarantine by
     reason, and the last runs (by the ledger's entries)."""
+    from storage import schema
+
     ledger = store.rows(schema.LEDGER, columns=["status", "run_id", "updated_at", "clips"])
     quarantine = store.rows(schema.QUARANTINE, columns=["reason"])
     clips = store.count(schema.CLIPS)
@@ -95,6 +97,9 @@ _VECTORS = ("text_embedding", "image_embedding", "visual_fingerprint")
 def clip_record(store: LanceStore, clip_id: str) -> dict[str, Any] | None:
     """One clip's row (vectors left out), its differential captions and its caption
     versions, newest first."""
+    from storage import schema
+    from storage.lance_store import sql_str
+
     row = store.clip(clip_id)
     if row is None:
         return None

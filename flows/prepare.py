@@ -25,6 +25,7 @@ from flows import progress
 from flows.config import RunConfig
 from quality.config import precheck_source
 from storage.local import is_local_bucket, open_local
+from storage.manifest import MISSING
 from storage.records import VideoRecord
 from storage.s3 import download_object, make_client
 from storage.types import ObjectRef, ProbeInfo, Rejection, RejectReason, ShotAnalysis
@@ -102,6 +103,11 @@ def _prepare(
     video: VideoRecord, config: RunConfig, stages: Sequence[ClipStage], clock: StageClock
 ) -> None:
     obj = video.obj
+    if obj.etag == MISSING:  # a manifest's entry that is not there
+        video.rejections.append(
+            Rejection("download", RejectReason.SOURCE_MISSING, "in the manifest, not in storage")
+        )
+        return
     if obj.size == 0:  # nothing to download or decode
         video.rejections.append(Rejection("download", RejectReason.EMPTY_OBJECT, "zero bytes"))
         return

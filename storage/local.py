@@ -89,6 +89,15 @@ def list_folder(
     return Listing(list(found.values()), present)
 
 
+def local_object(root: str, key: str, identity: str = "stat") -> ObjectRef:
+    """One file of a folder as its listing would give it."""
+    path = Path(root) / key
+    st = path.stat()
+    modified = datetime.fromtimestamp(st.st_mtime, UTC)
+    version = _version(path, st.st_size, st.st_mtime_ns, identity)
+    return ObjectRef(root, key, version, st.st_size, modified)
+
+
 def open_local(obj: ObjectRef) -> Path | Rejection:
     """The listed file itself (nothing is copied), if it is still the version listed."""
     path = Path(obj.bucket) / obj.key

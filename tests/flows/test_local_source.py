@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -70,3 +71,44 @@ def test_a_folder_is_curated_incrementally_like_a_bucket(
     os.utime(videos / "harbour.mp4", (1_000_000_000, 1_000_000_000))
     assert run_curate(by_content)["landed"] == 0
     assert run_curate(config)["landed"] == 1
+
+
+def test_a_manifest_of_s3_and_file_uris_is_a_source_and_a_missing_entry_is_quarantined(
+    prefect_api: None,
+    local_s3: Any,
+    s3_client: Any,
+    bucket: str,
+    samples: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s3_client.upload_file(str(samples["night_harbour"].path), bucket, "raw/harbour.mp4")
+    local = tmp_path / "meadow.mp4"
+    shutil.copy(samples["sunset_meadow"].path, local)
+    manifest = tmp_path / "videos.csv"
+    manifest.write_text(
+        "uri,note\n"
+        f"s3://{bucket}/raw/harbour.mp4,from the bucket\n"
+        f"{local.as_uri()},a local file\n"
+        f"s3://{bucket}/raw/never-uploaded.mp4,a typo\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    lance = tmp_path / "lance"
+    where = ["--lance-uri", str(lance), "--workdir", str(tmp_path / "work")]
+    ran = CliRunner().invoke(
+        app, ["run", "videos.csv", "--endpoint-url", local_s3.endpoint_url, *where]
+    )
+    assert ran.exit_code == 0, ran.output
+    assert sources(str(lance)) == {f"s3://{bucket}/raw/harbour.mp4": 2, local.as_uri(): 2}
+    store = LanceStore(str(lance))
+    quarantine = {(r["key"], r["reason"]) for r in store.rows(schema.QUARANTINE)}
+    assert quarantine == {("raw/never-uploaded.mp4", "source_missing")}
+
+    # The same manifest again: nothing to do; as JSONL, the same objects.
+    jsonl = tmp_path / "videos.jsonl"
+    jsonl.write_text("".join(f'{{"uri": "{u}"}}\n' for u in
+                             [f"s3://{bucket}/raw/harbour.mp4", local.as_uri()]))  # fmt: skip
+    again = CliRunner().invoke(
+        app, ["run", "videos.jsonl", "--endpoint-url", local_s3.endpoint_url, *where]
+    )
+    assert again.exit_code == 0 and "skipped 2" in again.output, again.output
