@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -73,6 +73,9 @@ def curate_partition(config: RunConfig) -> dict[str, Any]:
     return run_curate(config)
 
 
+TOTALS_ARTIFACT = "capflow-backfill-totals"
+
+
 @flow(name="backfill")
 def backfill(
     bucket: str,
@@ -103,6 +106,8 @@ def backfill(
         *[f"\nPartition failed: {md_text(e)}" for e in errors],
     ]
     create_markdown_artifact("\n".join(lines), key="capflow-backfill-report")
+    # The same numbers as data, for whoever launched the run and waits for it (the CLI).
+    create_table_artifact([totals], key=TOTALS_ARTIFACT)
     logger.info("backfill totals: %s", totals)
     if errors:
         raise BackfillFailed(

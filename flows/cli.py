@@ -510,6 +510,34 @@ def _trigger_backfill(params: dict[str, Any], wait: bool) -> None:
     console.print(f"deployment {name}: flow run {run.id} ({run.name}) {run.state_name}")
     if wait and run.state is not None and not run.state.is_completed():
         raise typer.Exit(1)
+    if wait:
+        totals = backfill_totals(run.id)
+        if totals is not None:
+            console.print(_totals_line(totals))
+
+
+def backfill_totals(flow_run_id: Any) -> dict[str, Any] | None:
+    """The totals a finished backfill run left as its table artifact."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    from flows.backfill import TOTALS_ARTIFACT
+
+    wanted = ArtifactFilter(
+        flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+        key=ArtifactFilterKey(any_=[TOTALS_ARTIFACT]),
+    )
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=wanted)
+    for artifact in found:
+        data = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+        if isinstance(data, list) and data:
+            return dict(data[0])
+    return None
 
 
 @app.command()
@@ -525,6 +553,10 @@ def deploy(
     lance_uri: LanceOpt = None,
     config: ConfigOpt = None,
     workdir: WorkdirOpt = None,
+    code_dir: Annotated[
+        str | None,
+        typer.Option(help="where the worker has this code (the image: /opt/capflow/src)"),
+    ] = None,
 ) -> None:
     """Register `curate-incremental` (cron) and `backfill` on PREFECT_API_URL's server."""
     from flows.deployments import DeploySpec, deploy_all
@@ -535,7 +567,8 @@ def deploy(
     source = {k: v for k, v in (("bucket", bucket), ("prefix", prefix)) if v is not None}
     if source:
         overrides["source"] = source
-    spec = DeploySpec(pool, cron, timezone, overrides, str(config.resolve()) if config else None)
+    config_file = str(config.resolve()) if config else None
+    spec = DeploySpec(pool, cron, timezone, overrides, config_file, code_dir)
     ids = deploy_all(spec)
     console.print(
         f"deployed curate-incremental ({inert(cron)} {timezone}) and backfill on pool "

@@ -48,6 +48,9 @@ class DeploySpec:
     timezone: str = "UTC"
     overrides: dict[str, Any] = field(default_factory=dict)  # run config for both
     config_file: str | None = None
+    # Where the worker finds this code: this checkout by default; the image's
+    # /opt/capflow/src (infra/Dockerfile) for the container and Kubernetes workers.
+    code_dir: str | None = None
 
 
 def ensure_process_pool(name: str) -> None:
@@ -63,6 +66,18 @@ def ensure_process_pool(name: str) -> None:
             client.create_work_pool(WorkPoolCreate(name=name, type="process"))
 
 
+def _from_code(flow_obj: Any, entrypoint: str, code_dir: str | None) -> Any:
+    """The flow loaded from this checkout, recorded as living in `code_dir` (the
+    deployment's pull step sets the worker's working directory there), so a worker
+    whose copy of the code is elsewhere, like the image's, runs it."""
+    from prefect.runner.storage import LocalStorage
+
+    loaded = flow_obj.from_source(str(PROJECT_ROOT), entrypoint)
+    if code_dir:
+        loaded._storage = LocalStorage(code_dir)  # Prefect's pull step is read from here
+    return loaded
+
+
 def deploy_all(spec: DeploySpec) -> list[str]:
     """Register both deployments; returns their ids. Idempotent: re-deploying updates."""
     from prefect.schedules import Cron
@@ -72,7 +87,7 @@ def deploy_all(spec: DeploySpec) -> list[str]:
     ensure_process_pool(spec.pool)
     params = {"overrides": spec.overrides, "config_file": spec.config_file}
     ids = []
-    incremental = curate_incremental.from_source(str(PROJECT_ROOT), INCREMENTAL_ENTRYPOINT)
+    incremental = _from_code(curate_incremental, INCREMENTAL_ENTRYPOINT, spec.code_dir)
     ids.append(
         incremental.deploy(
             name=INCREMENTAL,
@@ -85,7 +100,7 @@ def deploy_all(spec: DeploySpec) -> list[str]:
             print_next_steps=False,
         )
     )
-    backfill_flow = backfill.from_source(str(PROJECT_ROOT), BACKFILL_ENTRYPOINT)
+    backfill_flow = _from_code(backfill, BACKFILL_ENTRYPOINT, spec.code_dir)
     ids.append(
         backfill_flow.deploy(
             name=BACKFILL,

@@ -187,3 +187,10 @@ def test_a_run_over_a_folder_shows_clips_and_stages_and_keeps_prefect_s_lines_in
     assert "Finished in state Completed" in log.read_text()
     rc, out = capflow("search", "a green meadow", "--json", cwd=tmp_path)
     assert rc == 0 and "meadow.mp4" in out, out
+
+
+def test_debug_shows_the_traceback_instead_of_the_line(samples: dict) -> None:
+    video = str(samples["sunset_meadow"].path)
+    rc, out = capflow("--debug", "caption", video, "--captioner", "hf:/nonexistent")
+    assert rc == 1 and "Traceback (most recent call last)" in out
+    assert "CaptionerError" in out

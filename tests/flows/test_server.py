@@ -319,3 +319,42 @@ def test_process_runners_land_the_same_rows_as_the_thread_pool(
     landed = _landed(config.lance_uri)
     assert landed["captions"] == reference["captions"]
     assert landed["quarantine"] == reference["quarantine"]
+
+
+def test_a_deployment_runs_from_the_code_dir_it_names_and_a_waiting_backfill_prints_totals(
+    on_server: str,
+    server: dict,
+    uploaded: str,
+    local_s3: Any,
+    worker: subprocess.Popen,
+    tmp_path: Path,
+) -> None:
+    """`capflow deploy --code-dir` records where the worker's copy of the code is (the
+    image's /opt/capflow/src): here a copy elsewhere, which the worker then runs from."""
+    import shutil
+
+    from prefect.client.orchestration import get_client
+
+    from flows.deployments import DeploySpec, deploy_all
+
+    root = Path(__file__).resolve().parents[2]
+    code = tmp_path / "image" / "src"
+    for part in ("flows", "tasks", "storage", "quality"):
+        shutil.copytree(root / part, code / part, ignore=shutil.ignore_patterns("__pycache__"))
+    config = _config(local_s3, tmp_path)
+    deploy_all(DeploySpec(pool=POOL, overrides=_overrides(config), code_dir=str(code)))
+    with get_client(sync_client=True) as api:
+        deployment = api.read_deployment_by_name("backfill/backfill")
+    step = {"prefect.deployments.steps.set_working_directory": {"directory": str(code)}}
+    assert deployment.pull_steps == [step]
+
+    where = ["--endpoint-url", local_s3.endpoint_url, "--lance-uri", config.lance_uri,
+             "--workdir", str(config.workdir)]  # fmt: skip
+    done = subprocess.run(
+        [str(BIN / "capflow"), "backfill", "--bucket", BUCKET, "--prefix", "raw/",
+         "--partitions", "2", *where],
+        env=server["env"], capture_output=True, text=True, timeout=480,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "objects seen 5: landed 3, quarantined 2, skipped 0, failed 0" in done.stdout
+    assert _landed(config.lance_uri)["per_key"] == EXPECTED_CLIPS
