@@ -666,7 +666,12 @@ def caption(
     config: ConfigOpt = None,
 ) -> None:
     """Caption one video with DiffSW (or fast mode): keyframes, differential captions, summary."""
+    import logging
+
     from flows.single import caption_video
+
+    # One clip: a failed step is the command's error line, not a warning before it too.
+    logging.getLogger("tasks.diffsw").setLevel(logging.ERROR)
 
     result = _single(caption_video, path, _caption_config(config, captioner, mode=mode), as_json)
     if result is None:
