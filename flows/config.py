@@ -21,6 +21,7 @@ from quality.config import QualityConfig
 from storage.s3 import S3Options
 from tasks.aesthetic import AestheticConfig
 from tasks.caption import CaptionConfig
+from tasks.clip_files import MediaConfig
 from tasks.clips import ClipConfig
 from tasks.duplicates import DuplicatesConfig
 from tasks.embed import EmbedConfig
@@ -190,6 +191,7 @@ class RunConfig(BaseModel):
     aesthetic: AestheticConfig = AestheticConfig()
     text_overlay: TextOverlayConfig = TextOverlayConfig()
     duplicates: DuplicatesConfig = DuplicatesConfig()
+    media: MediaConfig = MediaConfig()  # clip files, thumbnails, previews (off until uri)
     caption: CaptionConfig = CaptionConfig()
     embed: EmbedConfig = EmbedConfig()
     quality: QualityConfig = QualityConfig()

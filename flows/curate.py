@@ -275,7 +275,13 @@ def curate(config: RunConfig) -> dict[str, Any]:
     store = LanceStore(config.lance_uri, config.lance_storage_options())
     ledger = Ledger(store)
     dedup = config.duplicates if "duplicates" in config.stages else None
-    sinks = [LanceSink(store, dedup)]
+    sinks: list[Any] = [LanceSink(store, dedup)]
+    if config.media.enabled:  # first: the rows it fills land with the LanceDB sink
+        from flows.media_sink import MediaSink, open_media
+        from flows.prepare import staging_dir
+
+        media = open_media(config.media, config.s3.options())
+        sinks.insert(0, MediaSink(store, config.media, staging_dir(config), media))
     report = RunReport(run_id=run_id, seen=len(listed))
     if src.prune_missing and not src.manifest:
         known = ledger.entries(src.bucket)

@@ -156,6 +156,41 @@ def _prepare(
             frames = bisect.bisect_left(times, span.end_s) - bisect.bisect_left(times, span.start_s)
             progress.emit("stage", f"clip {i}/{len(spans)} {obj.uri}")
             run_stages(video.add_clip(span, frames), stages, clock.seconds)
+        if config.media.enabled:
+            with clock.time("encode"):
+                stage_clip_files(video, local, times, config)
+
+
+def staging_dir(config: RunConfig) -> Path:
+    """Where clip files wait between preparation and landing."""
+    return Path(config.workdir) / "media-staging"
+
+
+def stage_clip_files(
+    video: VideoRecord, source: Path, times: list[float], config: RunConfig
+) -> None:
+    """Cut the clips still alive to the staging folder while the source is on disk; a
+    clip whose cut fails is refused (`encode_failed`), the others go on."""
+    from tasks.clip_files import ClipCut, cut_clip_files
+
+    cuts = []
+    for clip in video.alive_clips():
+        first = bisect.bisect_left(times, clip.span.start_s)
+        count = clip.num_frames or 0
+        if count <= 0 or first >= len(times):
+            continue
+        end = times[first + count] if first + count < len(times) else clip.span.end_s
+        cuts.append((clip, ClipCut(clip.clip_id, times[first], count, end - times[first])))
+    probe = video.probe
+    fps = probe.fps if probe else 25.0
+    stream = probe.stream_index if probe else 0
+    errors = cut_clip_files(source, [c for _, c in cuts], staging_dir(config), config.media,
+                            stream, fps)  # fmt: skip
+    for clip, cut in cuts:
+        if errors.get(cut.clip_id):
+            detail = f"cutting the clip file failed: {errors[cut.clip_id]}"
+            span = (clip.span.start_s, clip.span.end_s)
+            clip.reject(Rejection("media", RejectReason.ENCODE_FAILED, detail[:500], span))
 
 
 def _gate_source(video: VideoRecord, row: dict[str, Any], config: RunConfig) -> Rejection | None:

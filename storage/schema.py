@@ -133,6 +133,10 @@ class ClipRow:
     pipeline_version: str = col(pa.string())
     run_id: str = col(pa.string())
     created_at: datetime | None = col(_TS)
+    clip_uri: str | None = col(pa.string())  # the clip's own file, where media.uri is set
+    thumbnail_uri: str | None = col(pa.string())
+    preview_uri: str | None = col(pa.string())
+    encode_settings: str | None = col(pa.string())
     extra: dict[str, Any] = field(default_factory=dict)  # the clip stages' own columns
 
 

@@ -33,6 +33,7 @@ class RejectReason(StrEnum):
     LOW_AESTHETIC = "low_aesthetic"
     STATIC = "static"
     TEXT_OVERLAY = "text_overlay"
+    ENCODE_FAILED = "encode_failed"
     CAPTION_FAILED = "caption_failed"
     QUALITY_FAILED = "quality_failed"
 

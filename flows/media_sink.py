@@ -1,0 +1,171 @@
+"""The clip-file sink: each landed clip's MP4, thumbnail and preview under the media
+location (`media.uri`: a folder or s3://bucket/prefix), as `clips/{clip_id}.mp4`,
+`thumbs/{clip_id}.jpg`, `previews/{clip_id}.webp`.
+
+It runs before the LanceDB sink, so the rows it fills (`clip_uri`, `thumbnail_uri`,
+`preview_uri`, `encode_settings`) land with them. Names are the clip ids, so a re-run
+writes nothing new (a file already there at its size is left alone); the files of clips
+an object no longer has (superseded, pruned) are deleted with them. The clip files were
+cut during preparation from the file already downloaded for analysis, so no source is
+fetched twice. A clip whose staged file is gone (a run resumed from cached preparation
+after its workdir was cleared) lands without a clip file, with a warning; `--reprocess`
+cuts it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from flows.landing import LandingBatch
+from storage.lance_store import LanceStore
+from storage.records import ClipRecord
+from tasks.clip_files import MediaConfig, thumbnail_jpeg
+
+log = logging.getLogger(__name__)
+KINDS = {
+    "clip": ("clips", ".mp4"),
+    "thumbnail": ("thumbs", ".jpg"),
+    "preview": ("previews", ".webp"),
+}
+
+
+class MediaStore(Protocol):
+    """Where clip files live: put, size, delete, by name (`clips/{id}.mp4`)."""
+
+    def put(self, name: str, local: Path) -> None: ...
+    def size(self, name: str) -> int | None: ...
+    def delete(self, name: str) -> None: ...
+    def uri(self, name: str) -> str: ...
+
+
+class FolderMedia:
+    def __init__(self, root: str) -> None:
+        self.root = Path(root).expanduser().resolve()
+
+    def put(self, name: str, local: Path) -> None:
+        target = self.root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = target.with_name(target.name + ".part")
+        part.write_bytes(local.read_bytes())
+        part.replace(target)  # never a half-written file under its name
+
+    def size(self, name: str) -> int | None:
+        path = self.root / name
+        return path.stat().st_size if path.exists() else None
+
+    def delete(self, name: str) -> None:
+        (self.root / name).unlink(missing_ok=True)
+
+    def uri(self, name: str) -> str:
+        return (self.root / name).as_uri()
+
+
+class S3Media:
+    """A bucket prefix; the client is made where it is used (the sink travels to
+    process-based task runners, a boto3 client does not pickle)."""
+
+    def __init__(self, uri: str, options: Any) -> None:
+        self.bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.options = options
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from storage.s3 import make_client
+
+            self._client = make_client(self.options)
+        return self._client
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_client": None}
+
+    def put(self, name: str, local: Path) -> None:
+        self.client.upload_file(str(local), self.bucket, self.prefix + name)
+
+    def size(self, name: str) -> int | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + name)
+        except ClientError:
+            return None
+        return int(head["ContentLength"])
+
+    def delete(self, name: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.prefix + name)
+
+    def uri(self, name: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{name}"
+
+
+def open_media(cfg: MediaConfig, s3_options: Any) -> MediaStore:
+    return S3Media(cfg.uri, s3_options) if cfg.uri.startswith("s3://") else FolderMedia(cfg.uri)
+
+
+def name_of(kind: str, clip_id: str) -> str:
+    folder, suffix = KINDS[kind]
+    return f"{folder}/{clip_id}{suffix}"
+
+
+class MediaSink:
+    name = "media"
+
+    def __init__(
+        self, store: LanceStore, cfg: MediaConfig, staging: Path, media: MediaStore
+    ) -> None:
+        self.store, self.cfg, self.staging, self.media = store, cfg, staging, media
+
+    def _put_once(self, name: str, local: Path) -> None:
+        if self.media.size(name) != local.stat().st_size:
+            self.media.put(name, local)
+
+    def write(self, batch: LandingBatch) -> None:
+        landing = {r.clip_id: r for r in batch.rows}
+        clips = {c.clip_id: c for v in batch.videos for c in v.clips}
+        gone = self.store.clip_ids_of(batch.objects()) - set(landing)
+        for clip_id, row in landing.items():
+            staged = self.staging / f"{clip_id}.mp4"
+            if staged.exists():
+                self._put_once(name_of("clip", clip_id), staged)
+            if self.media.size(name_of("clip", clip_id)) is None:
+                log.warning("no clip file for %s (staged file gone, source not refetched)", clip_id)
+                continue
+            row.clip_uri = self.media.uri(name_of("clip", clip_id))
+            row.encode_settings = self.cfg.settings()
+            preview = self.staging / f"{clip_id}.webp"
+            if preview.exists():
+                self._put_once(name_of("preview", clip_id), preview)
+            if self.media.size(name_of("preview", clip_id)) is not None:
+                row.preview_uri = self.media.uri(name_of("preview", clip_id))
+            thumb = self._thumbnail(clips.get(clip_id))
+            if thumb is not None:
+                self._put_once(name_of("thumbnail", clip_id), thumb)
+                thumb.unlink()
+                row.thumbnail_uri = self.media.uri(name_of("thumbnail", clip_id))
+        self._delete(gone)
+        for clip_id in clips:  # landed or not, the staged copies are done with
+            for suffix in (".mp4", ".webp"):
+                (self.staging / f"{clip_id}{suffix}").unlink(missing_ok=True)
+
+    def _thumbnail(self, clip: ClipRecord | None) -> Path | None:
+        if clip is None or not clip.keyframes:
+            return None
+        middle = clip.keyframes[len(clip.keyframes) // 2]
+        path = self.staging / f"{clip.clip_id}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(thumbnail_jpeg(middle.image, self.cfg.thumbnail_side))
+        return path
+
+    def _delete(self, clip_ids: set[str]) -> None:
+        for clip_id in sorted(clip_ids):
+            for kind in KINDS:
+                self.media.delete(name_of(kind, clip_id))
+
+    def prune(self, objects: Sequence[tuple[str, str]]) -> None:
+        if objects:
+            self._delete(self.store.clip_ids_of(objects))
