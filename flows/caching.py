@@ -28,7 +28,7 @@ from flows.config import PIPELINE_VERSION, RunConfig
 from storage.types import ObjectRef
 
 # The object-level stages inside prepare-object; the clip stages come from `stages`.
-OBJECT_STAGES = ("probe", "transitions", "clips", "quality")
+OBJECT_STAGES = ("probe", "transitions", "clips", "quality", "media")  # per object, not per clip
 
 
 class ZlibPickleSerializer(CompressedPickleSerializer):
