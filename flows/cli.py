@@ -875,6 +875,64 @@ def s3_upload(
 
 
 @app.command()
+def export(
+    format: Annotated[
+        str, typer.Option("--format", help="webdataset | jsonl | csv | hf | parquet")
+    ],
+    out: Annotated[str, typer.Option("--out", help="a folder or s3://bucket/prefix")],
+    where: Annotated[str | None, typer.Option(help="filter, as for search")] = None,
+    min_aesthetic: Annotated[float | None, typer.Option(help="aesthetic score at least")] = None,
+    max_text_area: Annotated[float | None, typer.Option(help="text share at most")] = None,
+    min_motion: Annotated[float | None, typer.Option(help="motion score at least")] = None,
+    shard_size: Annotated[str, typer.Option(help="bytes of video per shard")] = "500MB",
+    with_embeddings: Annotated[bool, typer.Option(help="parquet: the vectors too")] = False,
+    endpoint_url: EndpointOpt = None,
+    lance_uri: LanceOpt = None,
+    config: ConfigOpt = None,
+    workdir: WorkdirOpt = None,
+) -> None:
+    """Write the clips an export at OUT lacks (incremental), as the format trainers read."""
+    from flows.export import FORMATS, parse_size
+    from storage.search import filters_where
+
+    if format not in FORMATS:
+        raise typer.BadParameter(f"one of {', '.join(FORMATS)}", param_hint="--format")
+    parse_size(shard_size)
+    cfg = _reading_config(config, lance_uri)
+    overrides = _connection(endpoint_url, None, workdir) | {"lance_uri": cfg.lance_uri}
+    _STATE["endpoint_url"] = endpoint_url or cfg.s3.endpoint_url
+    combined = filters_where(where, min_aesthetic, max_text_area, min_motion)
+    config_file = str(config.resolve()) if config else None
+    quiet_prefect_console(False)
+
+    def run_export() -> dict[str, Any]:
+        from flows import progress
+        from flows.export_flow import export_flow
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      console=console) as bar:  # fmt: skip
+            task_id = bar.add_task(f"exporting {format}", total=None)
+
+            def on_event(event: str, detail: str) -> None:
+                if event == "exported":
+                    done, total = (int(x) for x in detail.split())
+                    bar.update(task_id, completed=done, total=total)
+
+            unsubscribe = progress.subscribe(on_event)
+            try:
+                return dict(export_flow(format, out, combined, shard_size, with_embeddings,
+                                        overrides, config_file))  # fmt: skip
+            finally:
+                unsubscribe()
+
+    report = _flow_command(run_export, log_dir=Path(cfg.workdir))
+    console.print(
+        f"exported {report['exported']} clip(s) in {len(report['shards'])} new shard(s) to "
+        f"{inert(out)}; {report['already']} were there already; {report['cut_now']} cut now"
+    )
+
+
+@app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     columns: Annotated[bool, typer.Option(help="also list the clips table's columns")] = False,

@@ -1,4 +1,4 @@
-"""Deployments: `curate-incremental` on a cron schedule, and `backfill` on demand.
+"""Deployments: `curate-incremental` on a cron schedule; `backfill` and `export` on demand.
 
 `capflow deploy` registers both from this checkout (no image build, no push) on a work
 pool; a worker on the pool runs them (`prefect worker start --pool NAME`). The same
@@ -28,6 +28,8 @@ INCREMENTAL = "curate-incremental"
 BACKFILL = "backfill"
 INCREMENTAL_ENTRYPOINT = "flows/deployments.py:curate_incremental"
 BACKFILL_ENTRYPOINT = "flows/backfill.py:backfill"
+EXPORT = "export"
+EXPORT_ENTRYPOINT = "flows/export_flow.py:export_flow"
 
 
 @flow(name=INCREMENTAL)
@@ -104,6 +106,20 @@ def deploy_all(spec: DeploySpec) -> list[str]:
     ids.append(
         backfill_flow.deploy(
             name=BACKFILL,
+            work_pool_name=spec.pool,
+            parameters=params,
+            concurrency_limit=1,
+            build=False,
+            push=False,
+            print_next_steps=False,
+        )
+    )
+    from flows.export_flow import export_flow
+
+    exporter = _from_code(export_flow, EXPORT_ENTRYPOINT, spec.code_dir)
+    ids.append(
+        exporter.deploy(
+            name=EXPORT,
             work_pool_name=spec.pool,
             parameters=params,
             concurrency_limit=1,

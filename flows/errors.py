@@ -28,15 +28,16 @@ def _first_line(e: BaseException) -> str:
 def one_line(e: BaseException, endpoint_url: str | None = None) -> tuple[str, int]:
     """(the line to print, the exit code) for an exception that ended a command."""
     from flows.config import ConfigError
+    from flows.export import ExportError
     from storage.manifest import ManifestError
     from storage.schema import SchemaMismatch
     from tasks.backends.protocol import ModelNotAvailable
     from tasks.caption import CaptionerError
     from tasks.feed import CaptionerUnavailable
 
-    if isinstance(
-        e, ConfigError | SchemaMismatch | CaptionerError | ModelNotAvailable | ManifestError
-    ):
+    said = (ConfigError, SchemaMismatch, CaptionerError, ModelNotAvailable, ManifestError,
+            ExportError)  # fmt: skip
+    if isinstance(e, said):
         return inert(str(e)), 2
     if isinstance(e, CaptionerUnavailable):
         return (

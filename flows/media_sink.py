@@ -36,6 +36,7 @@ class MediaStore(Protocol):
     """Where clip files live: put, size, delete, by name (`clips/{id}.mp4`)."""
 
     def put(self, name: str, local: Path) -> None: ...
+    def get(self, name: str) -> bytes | None: ...
     def size(self, name: str) -> int | None: ...
     def delete(self, name: str) -> None: ...
     def uri(self, name: str) -> str: ...
@@ -51,6 +52,10 @@ class FolderMedia:
         part = target.with_name(target.name + ".part")
         part.write_bytes(local.read_bytes())
         part.replace(target)  # never a half-written file under its name
+
+    def get(self, name: str) -> bytes | None:
+        path = self.root / name
+        return path.read_bytes() if path.exists() else None
 
     def size(self, name: str) -> int | None:
         path = self.root / name
@@ -86,6 +91,18 @@ class S3Media:
 
     def put(self, name: str, local: Path) -> None:
         self.client.upload_file(str(local), self.bucket, self.prefix + name)
+
+    def get(self, name: str) -> bytes | None:
+        import io
+
+        from botocore.exceptions import ClientError
+
+        buf = io.BytesIO()
+        try:
+            self.client.download_fileobj(self.bucket, self.prefix + name, buf)
+        except ClientError:
+            return None
+        return buf.getvalue()
 
     def size(self, name: str) -> int | None:
         from botocore.exceptions import ClientError

@@ -13,7 +13,14 @@ import yaml
 
 from flows.config import build_config
 from flows.defaults import DEFAULT_CRON, DEFAULT_POOL
-from flows.deployments import BACKFILL, BACKFILL_ENTRYPOINT, INCREMENTAL, INCREMENTAL_ENTRYPOINT
+from flows.deployments import (
+    BACKFILL,
+    BACKFILL_ENTRYPOINT,
+    EXPORT,
+    EXPORT_ENTRYPOINT,
+    INCREMENTAL,
+    INCREMENTAL_ENTRYPOINT,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -35,7 +42,8 @@ def test_prefect_yaml_matches_capflow_deploy() -> None:
 
     spec = _yaml(ROOT / "prefect.yaml")
     deployments = {d["name"]: d for d in spec["deployments"]}
-    assert set(deployments) == {INCREMENTAL, BACKFILL}
+    assert set(deployments) == {INCREMENTAL, BACKFILL, EXPORT}
+    assert deployments[EXPORT]["entrypoint"] == EXPORT_ENTRYPOINT
     assert deployments[INCREMENTAL]["entrypoint"] == INCREMENTAL_ENTRYPOINT
     assert deployments[BACKFILL]["entrypoint"] == BACKFILL_ENTRYPOINT
     for d in deployments.values():
