@@ -108,9 +108,10 @@ def _load_model(
         from pathlib import Path
 
         from tasks.backends.hf import HFVisionLanguageModel
+        from tasks.backends.protocol import ModelNotAvailable
 
         if rest.startswith(("/", "./", "../", "~")) and not Path(rest).expanduser().is_dir():
-            raise CaptionerError(
+            raise ModelNotAvailable(
                 f"caption.captioner {spec!r}: no model folder at {rest}; pass the folder of "
                 "a saved model (config.json, weights) or a model id in the local HF cache"
             )
@@ -118,7 +119,7 @@ def _load_model(
             return HFVisionLanguageModel(rest, max_new_tokens=max_new_tokens)
         except OSError as e:  # transformers' word for "not there" (and "not offline")
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CaptionerError(
+            raise ModelNotAvailable(
                 f"caption.captioner {spec!r}: cannot load the model ({first[:200]}); with "
                 "HF_HUB_OFFLINE=1 a model id must already be in the HF cache, or pass a folder"
             ) from e

@@ -193,4 +193,4 @@ def test_debug_shows_the_traceback_instead_of_the_line(samples: dict) -> None:
     video = str(samples["sunset_meadow"].path)
     rc, out = capflow("--debug", "caption", video, "--captioner", "hf:/nonexistent")
     assert rc == 1 and "Traceback (most recent call last)" in out
-    assert "CaptionerError" in out
+    assert "ModelNotAvailable" in out
