@@ -933,6 +933,33 @@ def export(
 
 
 @app.command()
+def serve(
+    lance_uri: LanceOpt = None,
+    host: Annotated[str, typer.Option(help="address to bind (loopback by default)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port", min=1, max=65535)] = 8000,
+    token: Annotated[
+        str | None, typer.Option(help="required on any other address", envvar="CAPFLOW_SERVE_TOKEN")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """A page to search, filter and watch the dataset, and its JSON API (/docs)."""
+    import uvicorn
+
+    from flows.web import check_bind, create_app
+
+    try:
+        check_bind(host, token)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--host") from None
+    cfg = _reading_config(config, lance_uri)
+    app_ = create_app(cfg, token)
+    console.print(
+        f"capflow at http://{host}:{port}/ reading {inert(cfg.lance_uri)}", highlight=False
+    )
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+@app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     columns: Annotated[bool, typer.Option(help="also list the clips table's columns")] = False,

@@ -35,6 +35,7 @@ log = logging.getLogger("capflow.config")
 
 PIPELINE_VERSION = "capflow-0.3.0"
 ENV_PREFIX = "CAPFLOW_"
+COMMAND_VARIABLES = ("CAPFLOW_SERVE_TOKEN",)  # read by a command, not run settings
 
 
 class SourceConfig(BaseModel):
@@ -253,7 +254,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             path = name[len(ENV_PREFIX) :].lower().split("__")
             if setting_exists(path):
                 _set_path(tree, path, value)
-            else:
+            elif name not in COMMAND_VARIABLES:
                 log.warning("ignoring %s: it is not a capflow setting%s", name, _hint(path))
     return tree
 
