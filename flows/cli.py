@@ -261,6 +261,7 @@ def demo(
         "  capflow search 'a bright scene with slow motion'\n"
         "  capflow status\n"
         f"  capflow show {first}\n"
+        "  capflow serve                (a page to search and watch the clips)\n"
         "  capflow run --bucket BUCKET --endpoint-url URL   (your own bucket)",
         highlight=False,
     )

@@ -64,6 +64,7 @@ def demo_config(layout: DemoLayout, endpoint_url: str) -> RunConfig:
             "s3": {"endpoint_url": endpoint_url},
             "lance_uri": str(layout.lance.resolve()),
             "workdir": str(layout.root.resolve() / "work"),
+            "media": {"uri": str(layout.root.resolve() / "media")},  # for `capflow serve`
         },
         environ={},
     )

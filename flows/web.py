@@ -82,13 +82,6 @@ def create_app(config: Any, token: str | None = None) -> Any:
         table = store.open_table(schema.CLIPS)
         return set() if table is None else set(table.schema.names)
 
-    def extras(ids: list[str]) -> dict[str, dict[str, Any]]:
-        if not ids:
-            return {}
-        have = [c for c in HIT_EXTRA if c in columns()]
-        wanted = ", ".join(sql_str(i) for i in ids)
-        return {r["clip_id"]: r for r in store.rows(schema.CLIPS, f"clip_id IN ({wanted})", have)}
-
     @app.get("/api/search")
     def search(request: Request, q: str = "", mode: str = "vector", like: str = "",
                k: int = 20, offset: int = 0) -> dict[str, Any]:  # fmt: skip
@@ -99,28 +92,31 @@ def create_app(config: Any, token: str | None = None) -> Any:
             raise HTTPException(400, "k is 1..200 and offset at least 0")
         where = Filters.where(dict(request.query_params), columns())
         want = k + offset
+        extra = HIT_EXTRA  # one query: the hit's media and scores come with it
         if like:
             row = store.rows(schema.CLIPS, f"clip_id = {sql_str(like)}", ["text_embedding"])
             if not row:
                 raise HTTPException(404, f"no clip {like}")
-            hits = store.search(list(row[0]["text_embedding"]), want + 1, where)
+            hits = store.search(list(row[0]["text_embedding"]), want + 1, where, columns=extra)
             hits = [h for h in hits if h.clip_id != like]
-        elif not q:  # browse: the filtered clips in key order
+        elif not q:  # browse: a page of the filtered clips, in the table's order
+            table = store.open_table(schema.CLIPS)
+            if table is None:
+                return {"hits": []}
             have = [c for c in ("clip_id", "key", "start_s", "end_s", "caption", "source",
-                                "aesthetic_score") if c in columns()]  # fmt: skip
-            rows = store.rows(schema.CLIPS, where, have)
-            rows.sort(key=lambda r: (r["key"], r["start_s"]))
-            ids = [r["clip_id"] for r in rows[offset:want]]
-            more, base = extras(ids), {r["clip_id"]: r for r in rows}
-            return {"hits": [_public({**base[i], **more.get(i, {})}) for i in ids]}
+                                "aesthetic_score", *HIT_EXTRA) if c in columns()]  # fmt: skip
+            query = table.search()
+            if where:
+                query = query.where(where)
+            rows = query.select(list(dict.fromkeys(have))).offset(offset).limit(k).to_list()
+            return {"hits": [_public(r) for r in rows]}
         elif mode == "fts":
-            hits = store.search(None, want, where, text=q)
+            hits = store.search(None, want, where, text=q, columns=extra)
         else:
             [vector] = embedder.embed([q])
-            hits = store.search(vector.tolist(), want, where, text=q if mode == "hybrid" else None)
-        page = hits[offset:want]
-        more = extras([h.clip_id for h in page])
-        return {"hits": [{**h.to_dict(), **_public(more.get(h.clip_id, {}))} for h in page]}
+            text = q if mode == "hybrid" else None
+            hits = store.search(vector.tolist(), want, where, text=text, columns=extra)
+        return {"hits": [_public(h.to_dict()) for h in hits[offset:want]]}
 
     @app.get("/api/clips/{clip_id}")
     def clip(clip_id: str) -> dict[str, Any]:

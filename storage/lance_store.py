@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import lancedb
@@ -99,9 +99,11 @@ class SearchHit:
     caption: str
     aesthetic_score: float
     caption_model: str
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # columns asked for
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        return {**out, **self.extra}
 
 
 @dataclass(frozen=True)
@@ -302,6 +304,7 @@ class LanceStore:
         column: str = "text_embedding",
         tuning: SearchTuning | None = None,
         include_duplicates: bool = False,
+        columns: Sequence[str] = (),
     ) -> list[SearchHit]:
         """Clips ranked by cosine similarity of `column` to the query vector; with `text`
         as well, hybrid: vector and full-text rankings fused by reciprocal rank. Clips
@@ -328,13 +331,15 @@ class LanceStore:
                 .ef(tuning.ef)
                 .refine_factor(tuning.refine_factor)
             )
-        columns = list(HIT_COLUMNS)
+        have = set(table.schema.names)
+        extra = [c for c in columns if c in have and c not in HIT_COLUMNS]
+        selected = [*HIT_COLUMNS, *extra]
         if text is None:
-            columns.append("_distance")  # asked for, or lance warns on every query
+            selected.append("_distance")  # asked for, or lance warns on every query
         if where:
             query = query.where(where, prefilter=True)
-        rows = query.select(columns).limit(k).to_list()
-        return [_hit(r) for r in rows]
+        rows = query.select(selected).limit(k).to_list()
+        return [_hit(r, extra) for r in rows]
 
     # -- indexes -------------------------------------------------------------------------
 
@@ -424,7 +429,7 @@ class IndexPolicy:
     rows_per_partition: int = 4096
 
 
-def _hit(r: dict[str, Any]) -> SearchHit:
+def _hit(r: dict[str, Any], extra: Sequence[str] = ()) -> SearchHit:
     if "_distance" in r:
         score = 1.0 - float(r["_distance"])  # cosine similarity
     else:
@@ -438,4 +443,5 @@ def _hit(r: dict[str, Any]) -> SearchHit:
         caption=r["caption"],
         aesthetic_score=float(r["aesthetic_score"] or 0.0),
         caption_model=r["caption_model"],
+        extra={c: r.get(c) for c in extra},
     )
