@@ -943,7 +943,7 @@ def serve(
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """A page to search, filter and watch the dataset, and its JSON API (/docs)."""
+    """A page to search, filter and watch the dataset, and its JSON API (/openapi.json)."""
     import uvicorn
 
     from flows.web import check_bind, create_app

@@ -61,7 +61,10 @@ def create_app(config: Any, token: str | None = None) -> Any:
 
     store = LanceStore(config.lance_uri, config.lance_storage_options())
     embedder = load_embedder(config.embed.model, config.embed.device, config.embed.batch_size)
-    app = FastAPI(title="capflow", description="Search, filter and watch a capflow dataset.")
+    # No /docs or /redoc: FastAPI's pages load Swagger UI and ReDoc from a CDN. The schema
+    # itself is at /openapi.json.
+    app = FastAPI(title="capflow", description="Search, filter and watch a capflow dataset.",
+                  docs_url=None, redoc_url=None)  # fmt: skip
 
     @app.middleware("http")
     async def require_token(request: Request, call_next: Any) -> Any:

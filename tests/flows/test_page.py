@@ -151,3 +151,26 @@ def test_binding_beyond_loopback_needs_a_token() -> None:
     check_bind("0.0.0.0", "t")
     with pytest.raises(ValueError, match="--token"):
         check_bind("0.0.0.0", None)
+
+
+def test_the_page_loads_nothing_from_elsewhere_and_the_api_has_its_schema(
+    served: Any, page: Any
+) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    _search(page, served["url"], "a bright scene")
+    page.click(".card")
+    page.wait_for_selector("#view-clip:not([hidden])")
+    page.click("nav a[data-view=stats]")
+    page.wait_for_selector(".plot svg")
+    assert requested and all(u.startswith(served["url"]) for u in requested), requested
+    schema = json.load(urllib.request.urlopen(served["url"] + "/openapi.json", timeout=10))
+    assert {"/api/search", "/api/clips/{clip_id}", "/api/stats", "/api/quarantine"} <= set(
+        schema["paths"]
+    )
+    with pytest.raises(urllib.error.HTTPError):  # FastAPI's /docs would load a CDN
+        urllib.request.urlopen(served["url"] + "/docs", timeout=10)
