@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from tasks import media
@@ -113,6 +114,16 @@ def _preview_output(i: int, cut: ClipCut, out: Path, cfg: MediaConfig, stream: i
             "-an", "-y", str(out)]  # fmt: skip
 
 
+@lru_cache(maxsize=8)
+def has_encoder(name: str) -> bool:
+    """Whether this ffmpeg has an encoder (the bundled static one may lack libwebp)."""
+    try:
+        result = media.run([media.ffmpeg_path(), "-hide_banner", "-encoders"], timeout_s=30)
+    except (media.MediaError, media.MediaTimeout):
+        return False
+    return any(line.split()[1:2] == [name] for line in result.stdout.decode().splitlines())
+
+
 def cut_clip_files(
     source: Path,
     cuts: Sequence[ClipCut],
@@ -134,7 +145,7 @@ def cut_clip_files(
             argv += ["-ss", f"{max(0.0, cut.start_s - quarter):.6f}", "-i", str(source)]
         for i, cut in enumerate(group):
             argv += _clip_output(i, cut, out_dir / f"{cut.clip_id}.mp4", cfg, stream_index, fps)
-            if cfg.previews:
+            if cfg.previews and has_encoder("libwebp"):  # a static ffmpeg may lack it
                 argv += _preview_output(i, cut, out_dir / f"{cut.clip_id}.webp", cfg, stream_index)
         try:
             result = media.run(argv, timeout_s=cfg.timeout_s)

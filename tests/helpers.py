@@ -119,3 +119,24 @@ def scene(i: int, size: tuple[int, int] = (640, 360), seed: int = 0):
             [cx - r, cy - r, cx + r, cy + r], fill=tuple(int(v) for v in rng.integers(60, 250, 3))
         )
     return img
+
+
+def count_frames(path: Path) -> int:
+    """Frames in a video, by the pipeline's own decoder (no ffprobe needed)."""
+    from tasks import media
+
+    return sum(1 for _ in media.stream_frames(Path(path), 32, 18, timeout_s=120))
+
+
+def count_frames_of(data: bytes, tmp: Path) -> int:
+    path = Path(tmp) / "count-frames.mp4"
+    path.write_bytes(data)
+    return count_frames(path)
+
+
+def stream_types(path: Path) -> list[str]:
+    """The container's stream types, in order, through PyAV (no ffprobe needed)."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [s.type for s in container.streams]

@@ -18,19 +18,9 @@ from flows.curate import run_curate
 from flows.export import ClipBytes, ExportSpec, export_clips
 from storage import schema
 from storage.lance_store import LanceStore
-from tasks import media
-from tests.helpers import flow_config
+from tests.helpers import count_frames_of, flow_config
 
 pytestmark = pytest.mark.slow
-
-
-def frame_count(data: bytes, tmp: Path) -> int:
-    path = tmp / "probe.mp4"
-    path.write_bytes(data)
-    argv = [media.ffprobe_path() or "ffprobe", "-v", "error", "-count_frames",
-            "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames",
-            "-of", "csv=p=0", str(path)]  # fmt: skip
-    return int(media.run(argv, timeout_s=60).stdout.decode().strip())
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +54,7 @@ def test_webdataset_shards_read_back_with_webdataset(dataset: Any, tmp_path: Pat
         meta = json.loads(s["json"])
         assert s["txt"].decode() == row["caption"] == meta["caption"]
         assert meta["differential_captions"] and "text_embedding" not in meta
-        assert frame_count(s["mp4"], tmp_path) == row["num_frames"]
+        assert count_frames_of(s["mp4"], tmp_path) == row["num_frames"]
     with tarfile.open(shards[0]) as tar:
         names = tar.getnames()
         assert names == sorted(names)  # members in key order
@@ -166,7 +156,7 @@ def test_clips_without_files_are_cut_on_the_fly_and_exports_go_to_s3(
     local_tar = tmp_path / "000000.tar"
     s3_client.download_file(bucket, "exports/wds/000000.tar", str(local_tar))
     for s in wds.WebDataset([str(local_tar)], shardshuffle=False):
-        assert frame_count(s["mp4"], tmp_path) == rows[s["__key__"]]["num_frames"]
+        assert count_frames_of(s["mp4"], tmp_path) == rows[s["__key__"]]["num_frames"]
 
 
 def test_bad_export_options_are_one_line(dataset: Any, tmp_path: Path) -> None:

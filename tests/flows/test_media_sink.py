@@ -13,17 +13,10 @@ import pytest
 from flows.curate import run_curate
 from storage import schema
 from storage.lance_store import LanceStore
-from tasks import media
-from tests.helpers import flow_config
+from tasks.clip_files import has_encoder
+from tests.helpers import count_frames, flow_config
 
 pytestmark = pytest.mark.slow
-
-
-def frame_count(path: Path) -> int:
-    argv = [media.ffprobe_path() or "ffprobe", "-v", "error", "-count_frames",
-            "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames",
-            "-of", "csv=p=0", str(path)]  # fmt: skip
-    return int(media.run(argv, timeout_s=60).stdout.decode().strip())
 
 
 def local(uri: str) -> Path:
@@ -45,12 +38,13 @@ def test_landed_clips_get_their_files_once_and_lose_them_with_the_clip(
     for r in rows:
         clip = local(r["clip_uri"])
         assert clip == out / "clips" / f"{r['clip_id']}.mp4"
-        assert frame_count(clip) == r["num_frames"]
+        assert count_frames(clip) == r["num_frames"]
         assert local(r["thumbnail_uri"]).read_bytes()[:2] == b"\xff\xd8"  # a JPEG
-        assert local(r["preview_uri"]).read_bytes()[8:12] == b"WEBP"
+        if has_encoder("libwebp"):  # the bundled static ffmpeg may have none
+            assert local(r["preview_uri"]).read_bytes()[8:12] == b"WEBP"
         assert r["encode_settings"].startswith("libx264 crf=20")
     written = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
-    assert len(written) == 12
+    assert len(written) == (12 if has_encoder("libwebp") else 8)
     assert not list((tmp_path / "work" / "media-staging").glob("*.mp4"))  # staging emptied
 
     # Done again from scratch: the same names, nothing rewritten.

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from tasks import media
-from tasks.clip_files import ClipCut, MediaConfig, cut_clip_files
+from tasks.clip_files import ClipCut, MediaConfig, cut_clip_files, has_encoder
+from tests.helpers import stream_types
 
 W, H = 64, 36
 
@@ -67,11 +68,9 @@ def test_a_clip_holds_exactly_the_span_s_frames(name: str, tmp_path: Path) -> No
     assert mad(out[0], images[a]) < 6 and mad(out[-1], images[b - 1]) < 6  # re-encoded, alike
     if vf:  # the durations of the source's frames survive
         assert np.allclose(np.diff(out_times), np.diff(times[a:b]), atol=2e-3)
-    probe = media.run([media.ffprobe_path() or "ffprobe", "-v", "error", "-show_entries",
-                       "stream=codec_type", "-of", "csv=p=0",
-                       str(tmp_path / "out" / "c1.mp4")], timeout_s=60)  # fmt: skip
-    assert probe.stdout.decode().split() == ["video", "audio"]
-    assert (tmp_path / "out" / "c1.webp").stat().st_size > 0
+    assert stream_types(tmp_path / "out" / "c1.mp4") == ["video", "audio"]
+    if has_encoder("libwebp"):
+        assert (tmp_path / "out" / "c1.webp").stat().st_size > 0
 
 
 def test_the_clips_of_a_source_are_cut_in_one_process_each_exact(tmp_path: Path) -> None:
