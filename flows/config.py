@@ -290,32 +290,34 @@ def _section(annotation: Any) -> Any:
     return None
 
 
-def setting_exists(path: list[str]) -> bool:
+def _first_unknown(path: list[str]) -> tuple[int, list[str]] | None:
+    """Where `path` leaves the run config's settings: (its index, the names there), or
+    None when it names a setting."""
     model: Any = RunConfig
     for i, part in enumerate(path):
         fields = _fields(model)
         if part not in fields:
-            return False
+            return i, list(fields)
         model = _section(fields[part])
-        if model is None:
-            return i == len(path) - 1
-    return True
+        if model is None:  # a leaf: nothing may follow it
+            return None if i == len(path) - 1 else (i + 1, [])
+    return None
+
+
+def setting_exists(path: list[str]) -> bool:
+    return _first_unknown(path) is None
 
 
 def _hint(path: list[str]) -> str:
     """' (did you mean source.prefix?)' for the closest setting at the first wrong step."""
     import difflib
 
-    model: Any = RunConfig
-    for i, part in enumerate(path):
-        fields = _fields(model)
-        if part not in fields:
-            close = difflib.get_close_matches(part, list(fields), n=1, cutoff=0.6)
-            return f" (did you mean {'.'.join([*path[:i], close[0]])}?)" if close else ""
-        model = _section(fields[part])
-        if model is None:
-            return ""
-    return ""
+    wrong = _first_unknown(path)
+    if wrong is None or not wrong[1]:
+        return ""
+    i, names = wrong
+    close = difflib.get_close_matches(path[i], names, n=1, cutoff=0.6)
+    return f" (did you mean {'.'.join([*path[:i], close[0]])}?)" if close else ""
 
 
 def _has_path(tree: Mapping[str, Any], path: tuple[Any, ...]) -> bool:

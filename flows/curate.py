@@ -79,7 +79,6 @@ class RunReport:
     aesthetic_hist: list[int] = field(default_factory=list)  # landed clips per AESTHETIC_BINS
     motion_hist: list[int] = field(default_factory=list)  # landed clips per MOTION_BINS
     stage_hists: dict[str, list[int]] = field(default_factory=dict)  # per STAGE_BINS
-    duplicates: int = 0  # landed clips marked duplicate_of
     caption_words: dict[str, float] = field(default_factory=dict)  # min/median/mean/max
     caption_s_per_clip: float = 0.0  # captioning device-seconds per landed clip
     peak_buffer_clips: int = 0
@@ -114,7 +113,6 @@ class RunReport:
             values = [m[name] for m in landed if name in m]
             if values:
                 self.stage_hists[name] = _histogram(values, edges)
-        self.duplicates = int(sum(m.get("duplicate", 0) for m in landed))
         words = sorted(m["words"] for m in landed)
         if words:
             self.caption_words = {
@@ -200,8 +198,9 @@ def report_markdown(report: RunReport) -> str:
     lines += _hist_rows("motion score", MOTION_BINS, report.motion_hist)
     for name, counts in report.stage_hists.items():
         lines += _hist_rows(name.replace("_", " "), STAGE_BINS[name], counts)
-    if report.duplicates:
-        lines.append(f"{report.duplicates} landed clips are marked `duplicate_of` another.")
+    if report.funnel.get("clips_marked_duplicate"):
+        n = report.funnel["clips_marked_duplicate"]
+        lines.append(f"{n} landed clips are marked `duplicate_of` another.")
     if report.caption_words:
         w = report.caption_words
         lines.append(

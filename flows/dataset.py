@@ -91,7 +91,16 @@ def dataset_status(store: LanceStore, runs: int = 5) -> dict[str, Any]:
     }
 
 
-_VECTORS = ("text_embedding", "image_embedding", "visual_fingerprint")
+VECTORS = ("text_embedding", "image_embedding", "visual_fingerprint")
+
+
+def readable(row: dict[str, Any], with_vectors: bool = False) -> dict[str, Any]:
+    """A row as people and JSON read it: vectors out (unless asked for), times as ISO text."""
+    return {
+        k: v.isoformat() if hasattr(v, "isoformat") else v
+        for k, v in row.items()
+        if (with_vectors or k not in VECTORS) and not k.startswith("_")
+    }
 
 
 def clip_record(store: LanceStore, clip_id: str) -> dict[str, Any] | None:
@@ -103,10 +112,11 @@ def clip_record(store: LanceStore, clip_id: str) -> dict[str, Any] | None:
     row = store.clip(clip_id)
     if row is None:
         return None
-    record = {k: v for k, v in row.items() if k not in _VECTORS}
+    record = readable(row)
     versions = store.rows(schema.CAPTION_VERSIONS, f"clip_id = {sql_str(clip_id)}")
     versions.sort(key=lambda v: v.get("created_at") or datetime.min.replace(tzinfo=UTC))
     record["caption_versions"] = [
-        {k: v for k, v in version.items() if k != "clip_id"} for version in reversed(versions)
+        readable({k: v for k, v in version.items() if k != "clip_id"})
+        for version in reversed(versions)
     ]
     return record

@@ -35,11 +35,6 @@ class Marks:
     column: str = ""
     new: dict[str, Match | None] = field(default_factory=dict)
     existing: dict[str, Match | None] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def duplicates(self) -> int:
-        return sum(1 for m in self.new.values() if m is not None)
 
 
 def _candidate(r: Any) -> Candidate:
@@ -102,9 +97,6 @@ class DuplicateCheck:
     def mark(self, rows: Sequence[ClipRow], replaced: Sequence[tuple[str, str]]) -> Marks:
         """Decide the batch's rows (the objects in `replaced` are about to be rewritten,
         so their rows in the table do not count) and the table rows they change."""
-        import time
-
-        started = time.perf_counter()
         column = choose_column(rows)
         marks = Marks(column)
         threshold = self.config.threshold(column)
@@ -125,7 +117,6 @@ class DuplicateCheck:
                     affected[n.clip_id] = n
         for n in affected.values():
             marks.existing[n.clip_id] = self._redecide(n, column, replaced, new)
-        marks.seconds = time.perf_counter() - started
         return marks
 
     def _redecide(

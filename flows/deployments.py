@@ -81,51 +81,32 @@ def _from_code(flow_obj: Any, entrypoint: str, code_dir: str | None) -> Any:
 
 
 def deploy_all(spec: DeploySpec) -> list[str]:
-    """Register both deployments; returns their ids. Idempotent: re-deploying updates."""
+    """Register the three deployments; returns their ids. Idempotent: re-deploying updates."""
     from prefect.schedules import Cron
 
     from flows.backfill import backfill
+    from flows.export_flow import export_flow
 
     ensure_process_pool(spec.pool)
     params = {"overrides": spec.overrides, "config_file": spec.config_file}
+    schedule = Cron(spec.cron, timezone=spec.timezone)
     ids = []
-    incremental = _from_code(curate_incremental, INCREMENTAL_ENTRYPOINT, spec.code_dir)
-    ids.append(
-        incremental.deploy(
-            name=INCREMENTAL,
-            work_pool_name=spec.pool,
-            schedule=Cron(spec.cron, timezone=spec.timezone),
-            parameters=params,
-            concurrency_limit=1,
-            build=False,
-            push=False,
-            print_next_steps=False,
+    for flow_obj, entrypoint, name, schedules in (
+        (curate_incremental, INCREMENTAL_ENTRYPOINT, INCREMENTAL, {"schedule": schedule}),
+        (backfill, BACKFILL_ENTRYPOINT, BACKFILL, {}),
+        (export_flow, EXPORT_ENTRYPOINT, EXPORT, {}),
+    ):
+        loaded = _from_code(flow_obj, entrypoint, spec.code_dir)
+        ids.append(
+            loaded.deploy(
+                name=name,
+                work_pool_name=spec.pool,
+                parameters=params,
+                concurrency_limit=1,
+                build=False,
+                push=False,
+                print_next_steps=False,
+                **schedules,
+            )
         )
-    )
-    backfill_flow = _from_code(backfill, BACKFILL_ENTRYPOINT, spec.code_dir)
-    ids.append(
-        backfill_flow.deploy(
-            name=BACKFILL,
-            work_pool_name=spec.pool,
-            parameters=params,
-            concurrency_limit=1,
-            build=False,
-            push=False,
-            print_next_steps=False,
-        )
-    )
-    from flows.export_flow import export_flow
-
-    exporter = _from_code(export_flow, EXPORT_ENTRYPOINT, spec.code_dir)
-    ids.append(
-        exporter.deploy(
-            name=EXPORT,
-            work_pool_name=spec.pool,
-            parameters=params,
-            concurrency_limit=1,
-            build=False,
-            push=False,
-            print_next_steps=False,
-        )
-    )
     return [str(i) for i in ids]

@@ -36,7 +36,6 @@ from flows import progress
 
 FORMATS = ("webdataset", "jsonl", "csv", "hf", "parquet")
 MANIFEST = "manifest.json"
-VECTORS = ("text_embedding", "image_embedding", "visual_fingerprint")
 
 
 class ExportError(ValueError):
@@ -73,13 +72,9 @@ def parse_size(text: str) -> int:
 
 
 def _metadata(row: dict[str, Any], with_embeddings: bool = False) -> dict[str, Any]:
-    skip = () if with_embeddings else VECTORS
-    out = {}
-    for k, v in row.items():
-        if k in skip or k.startswith("_"):
-            continue
-        out[k] = v.isoformat() if hasattr(v, "isoformat") else v
-    return out
+    from flows.dataset import readable
+
+    return readable(row, with_vectors=with_embeddings)
 
 
 def sharegpt4video(row: dict[str, Any], video_path: str) -> dict[str, Any]:
@@ -120,17 +115,11 @@ class Output:
             except OSError as e:
                 raise ExportError(f"--out {uri}: cannot write there ({e.strerror})") from None
 
-    def put(self, name: str, local: Path) -> None:
-        self.store.put(name, local)
+    def put(self, name: str, data: Path | bytes) -> None:
+        self.store.put(name, data)
 
     def read(self, name: str) -> bytes | None:
         return self.store.get(name)
-
-    def put_bytes(self, name: str, data: bytes) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "f"
-            path.write_bytes(data)
-            self.put(name, path)
 
 
 class ClipBytes:
@@ -140,17 +129,25 @@ class ClipBytes:
         self.config = config
         self.work = work
         self.cut_now = 0
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """One S3 client for the whole export, made when an s3:// clip first needs it."""
+        if self._client is None:
+            from storage.s3 import make_client
+
+            self._client = make_client(self.config.s3.options())
+        return self._client
 
     def _read_uri(self, uri: str) -> bytes | None:
         if uri.startswith("file://"):
             path = Path(uri.removeprefix("file://"))
             return path.read_bytes() if path.exists() else None
         if uri.startswith("s3://"):
-            from storage.s3 import make_client
-
             bucket, _, key = uri.removeprefix("s3://").partition("/")
             buf = io.BytesIO()
-            make_client(self.config.s3.options()).download_fileobj(bucket, key, buf)
+            self.client.download_fileobj(bucket, key, buf)
             return buf.getvalue()
         return None
 
@@ -166,7 +163,7 @@ class ClipBytes:
 
     def _cut(self, row: dict[str, Any]) -> bytes:
         from storage.local import is_local_bucket
-        from storage.s3 import download_object, make_client
+        from storage.s3 import download_object
         from storage.types import ObjectRef, Rejection
         from tasks.clip_files import ClipCut, MediaConfig, cut_clip_files
 
@@ -175,7 +172,7 @@ class ClipBytes:
                 source = Path(row["bucket"]) / row["key"]
             else:
                 obj = ObjectRef(row["bucket"], row["key"], row["etag"], 0, None)  # type: ignore[arg-type]
-                got = download_object(make_client(self.config.s3.options()), obj, Path(tmp) / "in")
+                got = download_object(self.client, obj, Path(tmp) / "in")
                 if isinstance(got, Rejection):
                     raise ExportError(f"{row['source']}: {got.detail}; run the curate flow again")
                 source = got
@@ -207,7 +204,7 @@ class ShardWriter:
         self._add(row, mp4, jpg)
 
     def _add(self, row: dict[str, Any], mp4: bytes, jpg: bytes | None) -> None:
-        self.out.put_bytes(f"{self.videos}/{row['clip_id']}.mp4", mp4)
+        self.out.put(f"{self.videos}/{row['clip_id']}.mp4", mp4)
 
     videos = "videos"
 
@@ -246,13 +243,13 @@ class WebDatasetShard(ShardWriter):
         pq.write_table(pa.Table.from_pylist(index), self.dir / "index.parquet")
         self.out.put(f"{self.name}.parquet", self.dir / "index.parquet")
         stats = {"shard": f"{self.name}.tar", "count": len(self.rows), "video_bytes": self.bytes}
-        self.out.put_bytes(f"{self.name}_stats.json", json.dumps(stats).encode())
+        self.out.put(f"{self.name}_stats.json", json.dumps(stats).encode())
 
 
 class JsonlShard(ShardWriter):
     def _finish(self) -> None:
         lines = [json.dumps(sharegpt4video(r, f"videos/{r['clip_id']}.mp4")) for r in self.rows]
-        self.out.put_bytes(f"{self.name}.jsonl", ("\n".join(lines) + "\n").encode())
+        self.out.put(f"{self.name}.jsonl", ("\n".join(lines) + "\n").encode())
 
 
 class CsvShard(ShardWriter):
@@ -264,7 +261,7 @@ class CsvShard(ShardWriter):
         writer = csv.DictWriter(buf, fieldnames=list(records[0]))
         writer.writeheader()
         writer.writerows(records)
-        self.out.put_bytes(f"{self.name}.csv", buf.getvalue().encode())
+        self.out.put(f"{self.name}.csv", buf.getvalue().encode())
 
 
 class HfShard(ShardWriter):
@@ -286,7 +283,7 @@ class HfShard(ShardWriter):
                 "end_s": r["end_s"], "num_frames": r["num_frames"],
                 "aesthetic_score": r.get("aesthetic_score"),
             }))  # fmt: skip
-        self.out.put_bytes("train/metadata.jsonl", ("\n".join(kept) + "\n").encode())
+        self.out.put("train/metadata.jsonl", ("\n".join(kept) + "\n").encode())
 
 
 class ParquetShard(ShardWriter):
@@ -350,7 +347,7 @@ def export_clips(
     def publish(shard: ShardWriter) -> None:
         shard.finish()
         manifest["shards"][shard.name] = [r["clip_id"] for r in shard.rows]
-        out.put_bytes(MANIFEST, json.dumps(manifest, indent=1).encode())  # after the shard
+        out.put(MANIFEST, json.dumps(manifest, indent=1).encode())  # after the shard
         report.shards.append(shard.name)
 
     for row in todo:

@@ -44,7 +44,6 @@ class LandingBatch:
     quarantine: list[QuarantineRow]
     dims: dict[str, int | None]
     extra: tuple[pa.Field, ...] = ()  # the clip stages' own columns
-    duplicates: int = 0  # new rows marked `duplicate_of` (set by the LanceDB sink)
 
     def objects(self) -> tuple[tuple[str, str], ...]:
         return tuple((v.obj.bucket, v.obj.key) for v in self.videos)
@@ -85,7 +84,6 @@ class LanceSink:
         if check is not None:
             marks = check.mark(batch.rows, objects)
             apply_marks(batch.rows, marks)
-            batch.duplicates = marks.duplicates
             changed = marks.existing
         self.store.write(schema.QUARANTINE_TABLE, batch.quarantine, replace=Replace(objects))
         self.store.write(
@@ -199,7 +197,7 @@ def land_batch(
     if final:
         for sink in sinks:
             sink.write(batch)
-    landed.duplicates = batch.duplicates
+    landed.duplicates = sum(r.extra.get("duplicate_of") is not None for r in rows)  # as marked
     per_object: dict[tuple[str, str], int] = {}
     for r in rows:
         per_object[(r.bucket, r.key)] = per_object.get((r.bucket, r.key), 0) + 1
@@ -259,7 +257,6 @@ def _metrics(row: ClipRow) -> dict[str, float]:
         "motion": float(row.motion_score),
         "words": len(row.caption.split()),
         "caption_seconds": row.caption_seconds,
-        "duplicate": float(row.extra.get("duplicate_of") is not None),
     }
     for name in STAGE_METRICS:  # the filter stages' scores, where they ran
         if row.extra.get(name) is not None:

