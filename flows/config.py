@@ -183,7 +183,7 @@ class RunConfig(BaseModel):
     runner: RunnerConfig = RunnerConfig()
     limits: LimitsConfig = LimitsConfig()
     cache: CacheConfig = CacheConfig()
-    vector_index_min_rows: int = 100_000  # build the ANN index once the table is this big
+    vector_index_min_rows: int = 20_000  # build the ANN index once the table is this big
     probe: ProbeConfig = ProbeConfig()
     transitions: TransitionConfig = TransitionConfig()
     clips: ClipConfig = ClipConfig()

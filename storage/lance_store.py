@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from math import ceil
 from typing import Any, TypeVar
 
 import lancedb
@@ -123,6 +124,7 @@ class LanceStore:
         self.uri = uri
         self.storage_options = storage_options
         self._db: Any = None
+        self._pass_counts: dict[tuple[int, str], int] = {}  # (version, filter) -> rows
 
     @property
     def db(self) -> Any:
@@ -308,38 +310,64 @@ class LanceStore:
     ) -> list[SearchHit]:
         """Clips ranked by cosine similarity of `column` to the query vector; with `text`
         as well, hybrid: vector and full-text rankings fused by reciprocal rank. Clips
-        marked `duplicate_of` another are left out unless `include_duplicates`."""
+        marked `duplicate_of` another are left out unless `include_duplicates`.
+
+        A filter is applied after the vector search when most rows pass it (asking the
+        index for enough more rows that k survive), and before it when few do: Lance's
+        prefilter reads the filter's columns for the whole table on every query (about
+        15 ms at a million rows, benchmarks/README.md), which a postfilter never does.
+        How many rows pass is counted once per table version and filter."""
         table = self.open_table(schema.CLIPS)
         if table is None:
             return []
         if not include_duplicates and "duplicate_of" in table.schema.names:
             where = f"({where}) AND duplicate_of IS NULL" if where else "duplicate_of IS NULL"
-        tuning = tuning or SearchTuning.for_rows(table.count_rows())
-        if text is not None and query_vector is not None:
+        rows_now = table.count_rows()
+        tuning = tuning or SearchTuning.for_rows(rows_now)
+        have = set(table.schema.names)
+        extra = [c for c in columns if c in have and c not in HIT_COLUMNS]
+        selected = [*HIT_COLUMNS, *extra]
+        if text is not None:
             query = (
                 table.search(query_type="hybrid", vector_column_name=column)
                 .vector(list(query_vector))
                 .text(text)
+                if query_vector is not None
+                else table.search(text, query_type="fts")
             )
-        elif text is not None:
-            query = table.search(text, query_type="fts")
-        else:
+            if where:
+                query = query.where(where, prefilter=True)
+            return [_hit(r, extra) for r in query.select(selected).limit(k).to_list()]
+
+        def vector_query(limit: int, prefilter: bool) -> list[dict[str, Any]]:
             query = (
                 table.search(list(query_vector or []), vector_column_name=column)
                 .distance_type("cosine")
                 .nprobes(tuning.nprobes)
-                .ef(tuning.ef)
+                .ef(max(tuning.ef, limit * tuning.refine_factor))  # lance: ef >= its k
                 .refine_factor(tuning.refine_factor)
             )
-        have = set(table.schema.names)
-        extra = [c for c in columns if c in have and c not in HIT_COLUMNS]
-        selected = [*HIT_COLUMNS, *extra]
-        if text is None:
-            selected.append("_distance")  # asked for, or lance warns on every query
-        if where:
-            query = query.where(where, prefilter=True)
-        rows = query.select(selected).limit(k).to_list()
-        return [_hit(r, extra) for r in rows]
+            if where:
+                query = query.where(where, prefilter=prefilter)
+            # _distance asked for, or lance warns on every query
+            return query.select([*selected, "_distance"]).limit(limit).to_list()
+
+        passing = self._pass_share(table, where, rows_now) if where else 1.0
+        if passing >= tuning.postfilter_min_share:
+            limit = min(tuning.postfilter_max_rows, max(k, ceil(k * 1.5 / passing) + 2))
+            rows = vector_query(limit, prefilter=False)
+            if len(rows) >= k or len(rows) == round(passing * rows_now):
+                return [_hit(r, extra) for r in rows[:k]]
+        return [_hit(r, extra) for r in vector_query(k, prefilter=True)]
+
+    def _pass_share(self, table: Any, where: str, rows_now: int) -> float:
+        """The share of rows that pass `where`, counted once per table version."""
+        key = (table.version, where)
+        if key not in self._pass_counts:
+            if len(self._pass_counts) >= 256:
+                self._pass_counts.clear()
+            self._pass_counts[key] = int(table.count_rows(where))
+        return self._pass_counts[key] / max(1, rows_now)
 
     # -- indexes -------------------------------------------------------------------------
 
@@ -373,16 +401,54 @@ class LanceStore:
             if pa.types.is_fixed_size_list(f.type) and f.name.endswith(("embedding", "fingerprint"))
         ]
         for column in vector_columns:
-            if column in existing or rows < policy.vector_index_min_rows:
+            if rows < policy.vector_index_min_rows:
                 continue
-            partitions = max(1, rows // policy.rows_per_partition)
+            if column in existing:
+                built, want = _partitions_of(table, column), partitions_for(rows)
+                grown = want >= policy.rebuild_growth * built
+                if not grown and built < 2 * policy.rebuild_growth * want:
+                    continue  # optimize() below folds the new rows into it
+                log.info("rebuilding the %s index: %d partitions, %d rows", column, built, rows)
             table.create_index(
-                column, config=IvfHnswSq(distance_type="cosine", num_partitions=partitions)
+                column,
+                config=IvfHnswSq(distance_type="cosine", num_partitions=partitions_for(rows)),
+                replace=True,
             )
             created.append(column)
         if existing:
-            table.optimize()
+            fold_new_rows(table, policy)
         return created
+
+
+def fold_new_rows(table: Any, policy: IndexPolicy) -> None:
+    """Make rows added since the last run searchable through the indexes, cheaply.
+
+    Lance's `optimize()` merges new rows into the existing vector index, which rewrites
+    it: 154 s for 1,000 new rows on a 100k table here, longer than building it (120 s).
+    A delta index over the new rows alone takes 0.5 s; queries search the base and each
+    delta. Deltas are merged with each other (never into the base) once there are more
+    than `policy.max_deltas`, and the rebuild at `rebuild_growth` resets them. Small files
+    are compacted and versions older than a week pruned, as `optimize()` does."""
+    from datetime import timedelta
+
+    dataset = table.to_lance()
+    dataset.optimize.compact_files()
+    dataset = table.to_lance()
+    dataset.optimize.optimize_indices(num_indices_to_merge=0)
+    for index in table.list_indices():
+        deltas = dataset.stats.index_stats(index.name).get("num_indices", 1) - 1
+        if deltas > policy.max_deltas:
+            dataset.optimize.optimize_indices(num_indices_to_merge=deltas, index_names=[index.name])
+    table.to_lance().cleanup_old_versions(older_than=timedelta(days=7))
+
+
+def _partitions_of(table: Any, column: str) -> int:
+    """How many IVF partitions the column's vector index was built with."""
+    for index in table.list_indices():
+        if index.columns[0] == column:
+            stats = table.to_lance().stats.index_stats(index.name)
+            return int(stats["indices"][0].get("num_partitions", 1))
+    return 1
 
 
 def _castable(want: pa.DataType, have: pa.DataType) -> bool:
@@ -414,26 +480,40 @@ HIT_COLUMNS = (
 )
 
 
+ROWS_PER_PARTITION = 65_536  # benchmarks/README.md, search.py: partitions of about this size
+MAX_PROBES = 16
+
+
+def partitions_for(rows: int) -> int:
+    """IVF partitions for a table of this size. Few, large partitions, each an HNSW graph:
+    on embeddings without cluster structure the nearest neighbours scatter over the IVF
+    partitions, so probing most of a few beats a few of many (at 1M rows, 244 partitions
+    and 32 probes reached recall@10 0.84; 16 partitions all probed 0.96 in a third of
+    the time)."""
+    return max(1, round(rows / ROWS_PER_PARTITION))
+
+
 @dataclass(frozen=True)
 class SearchTuning:
-    """Query-time knobs of the vector index (ignored by a flat scan)."""
+    """Query-time knobs of the vector index (a flat scan ignores the first three)."""
 
-    nprobes: int = 32
+    nprobes: int = MAX_PROBES
     ef: int = 200
     refine_factor: int = 5
+    postfilter_min_share: float = 0.3  # filter after the search when this share passes
+    postfilter_max_rows: int = 200  # the most rows a postfiltered search asks for
 
     @classmethod
     def for_rows(cls, rows: int) -> SearchTuning:
-        """Chosen from the table's size (benchmarks/README.md, search.py): up to 200k rows
-        (about 48 partitions) 16 probes and ef 100 reach recall@10 0.98 at 100k in 60 %
-        of the time the 1M setting takes; past that, the 1M setting."""
-        return cls(16, 100, 5) if rows <= 200_000 else cls()
+        """Chosen from the table's size: every partition probed up to MAX_PROBES."""
+        return cls(nprobes=min(MAX_PROBES, partitions_for(rows)))
 
 
 @dataclass(frozen=True)
 class IndexPolicy:
-    vector_index_min_rows: int = 100_000  # below this a flat scan is exact and fast enough
-    rows_per_partition: int = 4096
+    vector_index_min_rows: int = 20_000  # a flat scan of 30k rows already takes 33 ms
+    rebuild_growth: float = 2.0  # rebuild once the table needs this many times the partitions
+    max_deltas: int = 8  # delta indexes (one per run that added rows) before they merge
 
 
 def _hit(r: dict[str, Any], extra: Sequence[str] = ()) -> SearchHit:

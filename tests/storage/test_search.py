@@ -123,3 +123,106 @@ def test_search_on_an_s3_table(local_s3: Any, s3_client: Any) -> None:
     assert search(reopened, "quokka", hybrid=True)[0] == "rare"
     listed = s3_client.list_objects_v2(Bucket="lance-tables", Prefix="capflow/clips.lance/")
     assert listed.get("KeyCount", 0) > 0
+
+
+def vector_rows(vectors: Any, scores: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "clip_id": f"r{i}",
+            "bucket": "b",
+            "key": f"v/{i}.mp4",
+            "etag": "e",
+            "source": f"s3://b/v/{i}.mp4",
+            "start_s": 0.0,
+            "end_s": 2.0,
+            "caption": f"row {i}",
+            "caption_model": "describe",
+            "aesthetic_score": float(s),
+            "text_embedding": v.tolist(),
+        }
+        for i, (v, s) in enumerate(zip(vectors, scores, strict=True))
+    ]
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_filtered_search_returns_the_true_top_k_whether_few_or_most_rows_pass(
+    tmp_path: Path, indexed: bool
+) -> None:
+    """Most rows pass `aesthetic_score < 9`, but none near the query: a search that filters
+    after the vector search would find too few, and must fall back to filtering first."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(600, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    query = vectors[0]
+    near = vectors @ query > 0.3  # the query's neighbourhood scores high: filtered out
+    scores = np.where(near, 9.5, rng.uniform(0, 8.9, 600))
+    store = LanceStore(str(tmp_path / "db"))
+    store.upsert_clips(vector_rows(vectors, scores), 16)
+    if indexed:
+        store.maintain_indexes(IndexPolicy(vector_index_min_rows=0))
+    for where, keep in (("aesthetic_score < 9", scores < 9), ("aesthetic_score > 9", scores > 9)):
+        sims = np.where(keep, vectors @ query, -np.inf)
+        want = {f"r{i}" for i in np.argsort(-sims)[:10]}
+        hits = store.search(query.tolist(), k=10, where=where)
+        assert len(hits) == 10 and all(keep[int(h.clip_id[1:])] for h in hits)
+        assert len({h.clip_id for h in hits} & want) >= 9
+
+
+def test_the_vector_index_is_rebuilt_once_the_table_outgrows_its_partitions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from storage import lance_store
+
+    monkeypatch.setattr(lance_store, "ROWS_PER_PARTITION", 100)
+    rng = np.random.default_rng(4)
+    vectors = rng.normal(size=(700, 16)).astype(np.float32)
+    store = LanceStore(str(tmp_path / "db"))
+    policy = IndexPolicy(vector_index_min_rows=0)
+    store.upsert_clips(vector_rows(vectors[:300], np.zeros(300)), 16)
+    assert "text_embedding" in store.maintain_indexes(policy)
+    table = store.open_table(schema.CLIPS)
+    assert lance_store._partitions_of(table, "text_embedding") == 3
+    more = vector_rows(vectors[300:], np.zeros(400))
+    for i, row in enumerate(more):
+        row["clip_id"] = f"s{i}"
+    store.upsert_clips(more[:200], 16)  # 500 rows: folded into the index
+    assert store.maintain_indexes(policy) == []
+    assert lance_store._partitions_of(store.open_table(schema.CLIPS), "text_embedding") == 3
+    store.upsert_clips(more[200:], 16)  # 700 rows want 7 partitions: rebuilt
+    assert store.maintain_indexes(policy) == ["text_embedding"]
+    assert lance_store._partitions_of(store.open_table(schema.CLIPS), "text_embedding") == 7
+    hit = store.search(vectors[650].tolist(), k=1)[0]
+    assert hit.clip_id == "s350"  # a row of the last run, found through the new index
+
+
+def test_each_run_folds_its_rows_into_a_delta_index_and_deltas_merge(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(6)
+    vectors = rng.normal(size=(600, 16)).astype(np.float32)
+    store = LanceStore(str(tmp_path / "db"))
+    policy = IndexPolicy(vector_index_min_rows=0, max_deltas=2)
+    rows = vector_rows(vectors, np.zeros(600))
+    store.upsert_clips(rows[:300], 16)
+    store.maintain_indexes(policy)
+
+    def segments() -> int:
+        table = store.open_table(schema.CLIPS)
+        [name] = [i.name for i in table.list_indices() if i.columns[0] == "text_embedding"]
+        return int(table.to_lance().stats.index_stats(name)["num_indices"])
+
+    counts = []
+    for run in range(3):
+        store.upsert_clips(rows[300 + 100 * run : 400 + 100 * run], 16)
+        assert store.maintain_indexes(policy) == []  # no rebuild: 600 rows, one partition
+        counts.append(segments())
+        table = store.open_table(schema.CLIPS)
+        stats = table.index_stats("text_embedding_idx")
+        assert stats.num_unindexed_rows == 0  # every run's rows are in an index
+        newest = 350 + 100 * run
+        assert store.search(vectors[newest].tolist(), k=1)[0].clip_id == f"r{newest}"
+    assert counts[:2] == [2, 3] and counts[2] <= 3  # a delta per run; past two they merge
