@@ -753,12 +753,18 @@ def detect(
         f"{inert(result['video'])}: {result['frame_count']} frames, {result['fps']:.3f} fps, "
         f"{result['duration_s']:.2f} s"
     )
-    for t in result["transitions"]:
-        console.print(
-            f"  {t['type']:<8} frames {t['start_frame']}-{t['end_frame']} "
-            f"({t['start_s']:.2f}-{t['end_s']:.2f} s) score {t['score']:.3f}"
-        )
-    console.print(f"{len(result['shots'])} shot(s)")
+    console.print(
+        f"{len(result['shots'])} shot(s), {len(result['transitions'])} transition(s), in order:"
+    )
+    events = [("shot", n, s) for n, s in enumerate(result["shots"], start=1)]
+    events += [("transition", 0, t) for t in result["transitions"]]
+    for what, number, e in sorted(events, key=lambda x: (x[2]["start_frame"], x[0])):
+        frames = f"frames {e['start_frame']}-{e['end_frame']}"
+        span = f"{e['start_s']:.2f}-{e['end_s']:.2f} s"
+        if what == "shot":
+            console.print(f"  shot {number:<4} {frames:<22} {span}")
+        else:
+            console.print(f"    {e['type']:<7} {frames:<22} {span}  score {e['score']:.3f}")
 
 
 @app.command()
