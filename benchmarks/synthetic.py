@@ -6,11 +6,18 @@ Two catalogues, one encoder path:
   by cuts, dissolves, fades through black or white and wipes of 0.5-2 s). Its random
   draws are unchanged since the first benchmark, so a seed gives the same videos.
 - `training_video`: what the gradual-transition network learns from. Wider on purpose,
-  so that the benchmark measures more than memory of it: 21 shot kinds (the benchmark's
-  six at other settings, plus gradients, cellular automata, fractals, zooms, rotations,
-  handheld shake, whip pans, exposure drift, grain, flashes of several lengths), 21 kinds
-  of gradual transition (ffmpeg's xfade catalogue but slides, and fade-out, black, fade-in),
+  so that the benchmark measures more than memory of it: 23 shot kinds (the benchmark's
+  six at other settings, plus gradients still and panned, cellular automata, fractals,
+  zooms, rotations, handheld shake, whip pans, exposure drift, grain), 21 kinds of gradual
+  transition (ffmpeg's xfade catalogue but slides, and fade-out, black, fade-in),
   0.3-2.5 s, 12-60 fps, landscape and portrait, H.264 and MPEG-4 at several qualities.
+  Six shots in ten carry in-shot events that are not transitions (`TRAIN_EVENTS`:
+  flashes and strobes of one frame to most of a second, in any colour; objects crossing
+  the frame; light and contrast steps; hue and grade drifts; noise bursts; focus pulls;
+  scrolling text). One shot in eight is 0.25-0.6 s long, and one in eight is a perturbed
+  copy of the shot before it (a jump cut the detector must still find).
+
+`benchmarks/independent.py` is a third generator that shares none of this, for evaluation.
 
 A gradual transition's truth is the range of frames that mix both shots: xfade from
 `offset` for `duration` seconds covers frames round(offset*fps) .. round((offset+d)*fps)-1.
@@ -116,7 +123,7 @@ def benchmark_video(path: Path, rng: random.Random) -> list[Truth]:
 TRAIN_SHOTS = [
     "testsrc2pan", "mandel", "smpte", "testsrc2", "box", "gradients", "life", "cellauto",
     "sierpinski", "testsrc", "chartpan", "blobs", "zoom", "rotate", "shake", "flash",
-    "exposure", "whip", "noise", "rgbpan", "spectrum",
+    "exposure", "whip", "noise", "rgbpan", "spectrum", "stillgradient", "gradientpan",
 ]  # fmt: skip
 TRAIN_GRADUAL = [
     "fade",
@@ -265,8 +272,125 @@ def training_shot(kind: str, w: int, h: int, fps: int, rng: random.Random, secs:
     if kind == "rgbpan":
         speed = rng.choice([w // 12, w // 6, w // 3, w // 2])
         return f"testsrc=s={w * 3}x{h}:r={fps},{hue},crop={w}:{h}:x='min(t*{speed}\\,{w * 2})':y=0"
+    if kind == "stillgradient":  # a clear sky, a plain wall: all change is the codec's
+        return (
+            f"gradients=s={s}:r={fps}:c0={_colour(rng)}:c1={_colour(rng)}:nb_colors=2:"
+            f"speed=0.0001:seed={rng.randrange(1000)}"
+        )
+    if kind == "gradientpan":  # a camera panning over a smooth gradient
+        speed = rng.uniform(0.05, 0.4) * w
+        return (
+            f"gradients=s={w * 3}x{h}:r={fps}:c0={_colour(rng)}:c1={_colour(rng)}:"
+            f"c2={_colour(rng)}:nb_colors=3:speed=0.0001:seed={rng.randrange(1000)},"
+            f"crop={w}:{h}:x='min(t*{speed:.0f}\\,{w * 2})':y=0"
+        )
     spectrum = rng.choice(["black", "white", "all"])  # "spectrum": hues cycling
     return f"colorspectrum=s={s}:r={fps}:type={spectrum},hue=h='t*{rng.uniform(5, 40):.0f}'"
+
+
+# --- events inside a shot that are not transitions (training) ---------------------------
+
+TRAIN_EVENTS = [
+    "flash", "colourflash", "strobe", "crossing", "lightstep", "contraststep", "huedrift",
+    "gradedrift", "noiseburst", "defocus", "scrolltext",
+]  # fmt: skip
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
+WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dogs",
+    "while",
+    "seven",
+    "red",
+    "ships",
+    "sail",
+    "north",
+]
+
+
+def training_event(kind: str, w: int, h: int, fps: int, rng: random.Random, secs: float) -> str:
+    """A filter chain (",..." to append to a shot) that changes the picture inside the
+    shot without ending it: what the detector must not call a transition. Lengths run
+    from one frame to most of a second, so no single flash length is learnt."""
+    a = rng.uniform(0.2, max(0.3, secs - 0.4))
+    d = rng.choice([1 / fps, 2 / fps, 3 / fps, 0.1, 0.2, 0.35, 0.6])
+    on = f"between(t\\,{a:.3f}\\,{a + d:.3f})"
+    if kind == "flash":  # brighter or darker for a moment
+        level = rng.choice([-1, 1, 1]) * rng.uniform(0.2, 0.8)
+        return f",eq=brightness='if({on}\\,{level:.2f}\\,0)':eval=frame"
+    if kind == "colourflash":  # a coloured light: explosions, police lights, a lamp
+        r, g, b = (rng.uniform(-1, 1) for _ in range(3))
+        return (
+            f",colorbalance=rs={r:.2f}:gs={g:.2f}:bs={b:.2f}:rm={r:.2f}:gm={g:.2f}:bm={b:.2f}"
+            f":rh={r:.2f}:gh={g:.2f}:bh={b:.2f}:enable='{on}'"
+        )
+    if kind == "strobe":
+        period = rng.uniform(2 / fps, 0.3)
+        span = rng.uniform(0.4, min(2.0, secs))
+        level = rng.uniform(0.3, 0.8)
+        cond = f"between(t\\,{a:.3f}\\,{a + span:.3f})*lt(mod(t-{a:.3f}\\,{period:.3f})\\,{period / 2:.3f})"
+        return f",eq=brightness='if({cond}\\,{level:.2f}\\,0)':eval=frame"
+    if kind == "crossing":  # something big passes in front of the camera
+        bw, bh = int(w * rng.uniform(0.3, 0.9)), int(h * rng.uniform(0.4, 1.0))
+        dur = rng.uniform(0.3, 2.0)
+        y = rng.randint(0, h - bh)
+        x = f"-{bw}+{w + bw}*(t-{a:.3f})/{dur:.3f}"
+        if rng.random() < 0.5:
+            x = f"{w}-{bw}-({x})"
+        edge = "" if rng.random() < 0.5 else ",gblur=sigma=2"
+        tag = f"{{i}}_{rng.randrange(1 << 30)}"  # drawbox has no time: an overlay moves
+        return (
+            f"[pre{tag}];color=c={_colour(rng)}:s={bw}x{bh}:r={fps}{edge}[obj{tag}];"
+            f"[pre{tag}][obj{tag}]overlay=x='{x}':y={y}:shortest=1:"
+            f"enable='between(t\\,{a:.3f}\\,{a + dur:.3f})'"
+        )
+    if kind == "lightstep":  # a light switched on or off, and it stays
+        level = rng.choice([-1, 1]) * rng.uniform(0.08, 0.35)
+        ramp = rng.choice([0.001, 1 / fps, 0.2, 0.6])
+        return f",eq=brightness='{level:.2f}*clip((t-{a:.3f})/{ramp:.3f}\\,0\\,1)':eval=frame"
+    if kind == "contraststep":
+        c = rng.uniform(0.5, 1.6)
+        return f",eq=contrast='if(gte(t\\,{a:.3f})\\,{c:.2f}\\,1)':saturation='if(gte(t\\,{a:.3f})\\,{rng.uniform(0.3, 1.8):.2f}\\,1)':eval=frame"
+    if kind == "huedrift":  # a colour grade that changes while the shot goes on
+        speed = rng.choice([-1, 1]) * rng.uniform(10, 120)
+        return f",hue=h='{speed:.0f}*max(0\\,t-{a:.3f})':s='1+{rng.uniform(0, 0.6):.2f}*sin(t)'"
+    if kind == "gradedrift":
+        s1, s2 = rng.uniform(0.5, 3), rng.uniform(0.5, 3)
+        return (
+            f",eq=gamma_r='1+{rng.uniform(0, 0.5):.2f}*sin(t*{s1:.2f})':"
+            f"gamma_b='1+{rng.uniform(0, 0.5):.2f}*sin(t*{s2:.2f})':"
+            f"saturation='1+{rng.uniform(0, 0.8):.2f}*sin(t*{s2:.2f})':eval=frame"
+        )
+    if kind == "noiseburst":
+        return f",noise=alls={rng.randrange(20, 80)}:allf=t:enable='between(t\\,{a:.3f}\\,{a + d + 0.2:.3f})'"
+    if kind == "defocus":  # a rack focus: blur grows, then clears
+        steps, out = rng.randint(2, 4), ""
+        for k in range(steps):
+            t0, t1 = a + k * 0.06, a + d + 0.4 - k * 0.06
+            out += f",gblur=sigma={1 + 1.5 * k:.1f}:enable='between(t\\,{t0:.3f}\\,{t1:.3f})'"
+        return out
+    # scrolltext: credits or a ticker over the picture
+    text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 5)))
+    size = rng.randint(h // 12, h // 5)
+    pos = (
+        f"x=(w-tw)/2:y='h-(t-{a:.3f})*{rng.uniform(0.2, 1.0) * h:.0f}'"
+        if rng.random() < 0.5
+        else f"x='w-(t-{a:.3f})*{rng.uniform(0.3, 1.5) * w:.0f}':y={rng.randint(0, h - size)}"
+    )
+    font = f"fontfile={FONT}:" if FONT.exists() else ""
+    return f",drawtext={font}text='{text}':fontsize={size}:fontcolor={_colour(rng)}:{pos}"
+
+
+def with_events(chain: str, w: int, h: int, fps: int, rng: random.Random, secs: float) -> str:
+    """The shot with none, one or two in-shot events (six shots in ten get some)."""
+    for _ in range(rng.choice([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])):
+        chain += training_event(rng.choice(TRAIN_EVENTS), w, h, fps, rng, secs)
+    return chain
 
 
 def training_video(path: Path, rng: random.Random) -> list[Truth]:
@@ -274,28 +398,51 @@ def training_video(path: Path, rng: random.Random) -> list[Truth]:
     w, h = rng.choice([*sizes, (400, 300)])
     fps = rng.choice([12, 15, 24, 25, 30, 30, 50, 60])
     codec = rng.choice(["libx264", "libx264", "mpeg4"])
-    n = rng.randint(2, 5)
-    lengths = [round(rng.uniform(2.5, 6.0), 2) for _ in range(n)]
-    kinds = [rng.choice(TRAIN_SHOTS) for _ in range(n)]
-    parts = [
-        training_shot(k, w, h, fps, rng, d).format(i=i)
-        + f",format=yuv420p,setsar=1,trim=duration={d},setpts=PTS-STARTPTS,settb=1/{fps}[s{i}]"
-        for i, (k, d) in enumerate(zip(kinds, lengths, strict=True))
+    n = rng.randint(2, 6)
+    lengths = [
+        round(rng.uniform(2.5, 6.0) if rng.random() > 0.12 else rng.uniform(0.25, 0.6), 2)
+        for _ in range(n)
     ]
+    kinds = [rng.choice(TRAIN_SHOTS) for _ in range(n)]
+    parts, state = [], rng.getstate()
+    for i, (k, d) in enumerate(zip(kinds, lengths, strict=True)):
+        if i and rng.random() < 0.12:  # the same scene again, a little changed: a jump cut
+            again = random.Random()
+            again.setstate(state)
+            k = kinds[i] = kinds[i - 1]
+            shot = training_shot(k, w, h, fps, again, d) + rng.choice(
+                [
+                    f",hue=h={rng.randint(10, 40)}",
+                    f",eq=brightness={rng.choice([-1, 1]) * rng.uniform(0.04, 0.12):.2f}",
+                    f",crop=iw*{rng.uniform(0.7, 0.9):.2f}:ih*{rng.uniform(0.7, 0.9):.2f},"
+                    f"scale={w}:{h}",
+                    "",
+                ]
+            )
+        else:
+            state = rng.getstate()
+            shot = training_shot(k, w, h, fps, rng, d)
+        if d >= 1.0:
+            shot = with_events(shot, w, h, fps, rng, d)
+        parts.append(
+            shot.format(i=i)
+            + f",format=yuv420p,setsar=1,trim=duration={d},setpts=PTS-STARTPTS,settb=1/{fps}[s{i}]"
+        )
     graph = ";".join(parts)
     label, length, truth = "s0", lengths[0], []
     settled = 0.0  # where the last transition ended: the next may not start before it
     for i in range(1, n):
         join = rng.choice(["cut", "cut", *TRAIN_GRADUAL])
         dur = round(rng.uniform(0.3, 2.5), 2)
-        dur = round(min(dur, lengths[i] - 1.0, length - settled - 1.0), 2)
-        if join != "fadehold" and (join == "cut" or dur < 0.3):
+        dur = round(min(dur, lengths[i] - 0.5, length - settled - 0.4), 2)
+        if join == "cut" or dur < 0.3:
             graph += f";[{label}][s{i}]concat=n=2:v=1:a=0,settb=1/{fps}[j{i}]"
             truth.append(Truth("cut", round(length * fps), round(length * fps)))
             settled = length
             length += lengths[i]
         elif join == "fadehold":  # fade out to black, hold black, fade in
-            out, fade_in = rng.uniform(0.3, 1.0), rng.uniform(0.3, 1.0)
+            out = min(rng.uniform(0.3, 1.0), length - settled - 0.4)
+            fade_in = min(rng.uniform(0.3, 1.0), lengths[i] - 0.2)
             held = max(1, round(rng.uniform(0.0, 0.5) * fps))
             black = f"color=c=black:s={w}x{h}:r={fps},format=yuv420p,trim=end_frame={held},"
             graph += (

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     import torch  # imported where used: only training needs it
 
 CONFIG = TransitionConfig()
+MEASURES = 2  # what FrameMeter keeps per frame: raise it when that changes
 DILATIONS = (2, 4, 8, 16)
 HIDDEN = 32
 DROPOUT = 0.1  # these three from a small sweep on the validation sets: the network
@@ -75,9 +76,12 @@ def make_set(folder: Path, seed: int, count: int, make: Maker) -> Path:
 
 
 def measurement_key() -> str:
-    """What the measurements depend on: the decode's arguments, frame size and config."""
+    """What the measurements depend on: the decode's arguments, frame size, the features
+    and the settings that change what is measured (not those that only decide)."""
     decode = media.input_args(Path("video"), fast=CONFIG.fast_decode)[:-2]
-    spec = json.dumps([decode, gradual.FRAME_SIZE, asdict(CONFIG)], sort_keys=True)
+    what = [CONFIG.cut_threshold, CONFIG.flash_s, gradual.N_FEATURES, gradual.MAPPED_LAGS]
+    measured = [*what, MEASURES]
+    spec = json.dumps([decode, gradual.FRAME_SIZE, measured], sort_keys=True)
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
 
@@ -215,6 +219,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("capflow-work/gradual-training"))
     ap.add_argument("--train-seeds", default="500-621")
     ap.add_argument("--val-seeds", default="100-119")
+    ap.add_argument("--event-seeds", default="700-711", help="training generator, held apart")
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2)
@@ -224,20 +229,27 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers) as pool:
         jobs = [(args.work / f"train{s}", s, 8, training_video) for s in seeds(args.train_seeds)]
         jobs += [(args.work / f"val{s}", s, 16, benchmark_video) for s in seeds(args.val_seeds)]
+        jobs += [(args.work / f"eval{s}", s, 8, training_video) for s in seeds(args.event_seeds)]
         folders = list(pool.map(make_set, *zip(*jobs, strict=True)))
         print(f"videos ready: {time.perf_counter() - t0:.0f} s", flush=True)
         sets = [load_set(f, pool) for f in folders]
     train_items = [it for f, s in zip(folders, sets, strict=True) if "train" in f.name for it in s]
-    val_items = [it for f, s in zip(folders, sets, strict=True) if "val" in f.name for it in s]
+    val_items = [
+        it for f, s in zip(folders, sets, strict=True) if f.name.startswith("val") for it in s
+    ]
+    event_items = [it for f, s in zip(folders, sets, strict=True) if "eval" in f.name for it in s]
     print(f"measured: {time.perf_counter() - t0:.0f} s; {len(train_items)} training videos")
     net = train(train_items, args.epochs, args.seed)
     net.eval()
     export(net, args.out)
-    s = evaluate(gradual.TCN.load(args.out), val_items)
-    print(
-        f"validation ({len(val_items)} videos): cut F1 {s['cut_f1']:.3f}, gradual P "
-        f"{s['gradual_p']:.3f} R {s['gradual_r']:.3f} F1 {s['gradual_f1']:.3f}"
-    )
+    model = gradual.TCN.load(args.out)
+    for name, items in (("benchmark generator", val_items), ("with in-shot events", event_items)):
+        s = evaluate(model, items)
+        print(
+            f"validation, {name} ({len(items)} videos): cut P {s['cut_p']:.3f} R "
+            f"{s['cut_r']:.3f} F1 {s['cut_f1']:.3f}, gradual P {s['gradual_p']:.3f} "
+            f"R {s['gradual_r']:.3f} F1 {s['gradual_f1']:.3f}, range IoU {s['gradual_iou']:.3f}"
+        )
     print(f"wrote {args.out} in {time.perf_counter() - t0:.0f} s")
 
 

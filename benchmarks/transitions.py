@@ -28,9 +28,13 @@ import random
 import statistics
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
+from benchmarks.independent import Labelled, independent_set
 from benchmarks.synthetic import (
     Maker,
     Truth,
@@ -127,6 +131,18 @@ def main() -> None:
         default="900,901",
         help="sets from the network's training catalogue, seeds it was not trained on",
     )
+    ap.add_argument(
+        "--independent-seeds",
+        default="31,32",
+        help="sets from benchmarks.independent: a generator nothing trained or tuned on",
+    )
+    ap.add_argument("--independent-videos", type=int, default=12)
+    ap.add_argument(
+        "--independent-dir",
+        type=Path,
+        default=Path("capflow-work/independent"),
+        help="where the independent sets are made once and kept",
+    )
     ap.add_argument("--speed-seconds", type=int, default=120)
     ap.add_argument("--repeats", type=int, default=3, help="timings per detector (median)")
     args = ap.parse_args()
@@ -135,6 +151,9 @@ def main() -> None:
         accuracy(tmp / f"seed{seed}", seed, args.videos, benchmark_video, "benchmark")
     for seed in (int(s) for s in args.wide_seeds.split(",") if s):
         accuracy(tmp / f"wide{seed}", seed, args.videos, training_video, "wide catalogue")
+    if args.independent_seeds:
+        seeds = [int(s) for s in args.independent_seeds.split(",")]
+        independent_accuracy(args.independent_dir, seeds, args.independent_videos)
     if args.speed_seconds:
         for name, make in (("one shot", one_shot_1080p), ("edited", edited_1080p)):
             speed(tmp / f"{name.replace(' ', '_')}.mp4", make, name, args)
@@ -159,6 +178,83 @@ def accuracy(tmp: Path, seed: int, videos: int, make: Maker, label: str) -> None
             f"| {name} | {s['cut_p']:.3f} | {s['cut_r']:.3f} | {s['cut_f1']:.3f} | "
             f"{s['gradual_p']:.3f} | {s['gradual_r']:.3f} | {s['gradual_f1']:.3f} | {iou} |"
         )
+
+
+def charge(
+    labelled: Labelled, preds: list[tuple[str, int, int]]
+) -> tuple[list[tuple[str, str]], dict[str, list[bool]]]:
+    """The false transitions of one video, each with what caused it (the in-shot event it
+    touches, or "shot content"), and for each join kind whether each truth was found."""
+    used: set[int] = set()
+    false: list[tuple[str, str]] = []
+    for kind, a, b in preds:
+        match = None
+        for i, t in enumerate(labelled.truth):
+            near = abs(a - t.start) <= 2 if t.kind == "cut" else a <= t.end + 2 and b >= t.start - 2
+            if i not in used and near:
+                match = i
+                break
+        if match is not None:
+            used.add(match)
+            continue
+        causes = [e.kind for e in labelled.events if a <= e.end + 3 and b >= e.start - 3]
+        false.append((kind, causes[0] if causes else "shot content"))
+    found: dict[str, list[bool]] = {}
+    for i, join in enumerate(labelled.joins):
+        found.setdefault(join, []).append(i in used)
+    return false, found
+
+
+def independent_accuracy(tmp: Path, seeds: list[int], videos: int) -> None:
+    """capflow and PySceneDetect on `benchmarks.independent` sets: overall scores, false
+    transitions per cause and recall per join kind."""
+    labelled = [v for seed in seeds for v in independent_set(tmp / f"x{seed}", seed, videos)]
+    minutes = sum(probe_seconds(v.path) for v in labelled) / 60
+    n_cut = sum(t.kind == "cut" for v in labelled for t in v.truth)
+    print(
+        f"\nindependent generator, seeds {seeds}: {len(labelled)} videos, {minutes:.1f} min, "
+        f"{n_cut} cuts, {sum(len(v.truth) for v in labelled) - n_cut} gradual ({tmp})"
+    )
+    events = Counter(e.kind for v in labelled for e in v.events)
+    runs = {
+        "capflow": capflow_predictions,
+        "PySceneDetect ContentDetector": lambda p: scenedetect_predictions(p, "content"),
+    }
+    print("| detector | cut P | cut R | cut F1 | gradual P | gradual R | gradual F1 |")
+    print("|---|---|---|---|---|---|---|")
+    charged: dict[str, Counter] = {}
+    recall: dict[str, dict[str, list[bool]]] = {}
+    for name, fn in runs.items():
+        preds = [fn(v.path) for v in labelled]
+        s = score([v.truth for v in labelled], preds)
+        print(
+            f"| {name} | {s['cut_p']:.3f} | {s['cut_r']:.3f} | {s['cut_f1']:.3f} | "
+            f"{s['gradual_p']:.3f} | {s['gradual_r']:.3f} | {s['gradual_f1']:.3f} |"
+        )
+        charged[name], recall[name] = Counter(), {}
+        for v, p in zip(labelled, preds, strict=True):
+            false, found = charge(v, p)
+            charged[name].update(cause for _, cause in false)
+            for join, hits in found.items():
+                recall[name].setdefault(join, []).extend(hits)
+    print("\nFalse transitions by cause (and how many events of that kind the set has):")
+    print("| cause | events | " + " | ".join(runs) + " |")
+    print("|---|---|" + "---|" * len(runs))
+    for cause in [*sorted(events), "shot content"]:
+        counts = " | ".join(str(charged[n][cause]) for n in runs)
+        print(f"| {cause} | {events.get(cause, '–')} | {counts} |")
+    print("\nRecall per join kind:")
+    print("| join | truths | " + " | ".join(runs) + " |")
+    print("|---|---|" + "---|" * len(runs))
+    for join in sorted(recall["capflow"]):
+        cells = " | ".join(f"{np.mean(recall[n][join]):.3f}" for n in runs)
+        print(f"| {join} | {len(recall['capflow'][join])} | {cells} |")
+
+
+def probe_seconds(path: Path) -> float:
+    probe = probe_video(path, ProbeConfig())
+    assert isinstance(probe, ProbeInfo), probe
+    return probe.duration_s
 
 
 def one_shot_1080p(path: Path, seconds: int) -> None:

@@ -1,9 +1,9 @@
 """Find shot boundaries in one streamed, low-resolution decode pass.
 
 Cuts: a frame whose change towers over the usual change around it (a low quantile of the
-second before and after, so camera motion and fast action raise the bar), is one frame
-of change rather than several (a fast fade), and is not a flash (the picture from before
-the jump comes back within `flash_s`).
+second before and after, repeated frames left out, so camera motion and fast action raise
+the bar), is one frame of change rather than several (a fast fade), and is not a flash
+(the picture from before the jump comes back within `flash_s`, half a second).
 
 Gradual transitions (dissolves, fades through black or white, wipes): `tasks.gradual`'s
 network marks the frames that mix two shots, from features of the same tiny frames; a
@@ -35,8 +35,9 @@ class TransitionConfig:
     cut_threshold: float = 0.08  # mean |diff| of a cut, on 0..1
     cut_ratio: float = 4.0  # cut change vs. the neighbourhood's usual change
     cut_isolation: float = 2.0  # ... and vs. the frames right before and after it
+    repeat_change: float = 0.004  # less change than this: a repeated frame (codec noise)
     window_s: float = 1.0  # neighbourhood half-width
-    flash_s: float = 0.2  # a change that reverts within this long is a flash
+    flash_s: float = 0.5  # a change that reverts within this long is a flash
     gradual_on: float = 0.5  # network probability that starts a gradual transition
     gradual_off: float = 0.3  # ... and that keeps one going (hysteresis)
     gradual_min_s: float = 0.2  # shorter marked runs are noise
@@ -188,12 +189,23 @@ def find_cuts(m: Measurements, cfg: TransitionConfig) -> list[int]:
         if i == 0:
             continue
         around = d[max(1, i - w) : i] + d[i + 1 : i + 1 + w]
-        base = float(np.percentile(around, 25)) if around else 0.0
+        base = usual_change(around, cfg.repeat_change)
         near = [d[j] for j in (i - 1, i + 1) if 0 < j < len(d)]
         isolated = not near or d[i] >= cfg.cut_isolation * max(near)
         if d[i] >= cfg.cut_ratio * base and isolated and reverted >= 0.5 * d[i]:
             cuts.append(i)
     return cuts
+
+
+def usual_change(around: list[float], repeat: float) -> float:
+    """The neighbourhood's usual change: a low quantile of it. Frames that repeat the one
+    before (animation drawn on twos or threes, a stuttering source, a frame-rate
+    conversion) are left out when there is motion between them: otherwise the quantile
+    is the repeats' zero, and every new drawing towers over it like a cut."""
+    moving = [x for x in around if x >= repeat]
+    if len(moving) >= max(4, len(around) // 4):
+        return float(np.percentile(moving, 25))
+    return float(np.percentile(around, 25)) if around else 0.0
 
 
 def network_starts(cuts: list[int], stride: int) -> list[int]:

@@ -100,6 +100,31 @@ def test_a_flash_lasting_several_frames_at_50_fps_is_not_a_transition(tmp_path: 
     assert analyse(video).transitions == []
 
 
+def test_animation_on_threes_is_not_a_series_of_cuts(tmp_path: Path) -> None:
+    # A pan drawn at 8 fps in a 24 fps video: each drawing is held for three frames, so
+    # the picture jumps every third frame and stands still in between.
+    video = make_media(
+        tmp_path / "threes.mp4",
+        "testsrc2=s=960x180:r=8,crop=320:180:x='t*160':y=0,fps=24",
+        3,
+    )
+    assert analyse(video).transitions == []
+
+
+def test_a_cut_to_a_recoloured_copy_of_the_shot_is_still_a_cut(tmp_path: Path) -> None:
+    # The same pattern, restarted and a quarter of the way round the colour wheel: not
+    # a change of colours alone, because the picture jumps back in time too.
+    video = make_media(
+        tmp_path / "jump.mp4",
+        "testsrc2=s=160x90:r=25,trim=duration=2[a];"
+        "testsrc2=s=160x90:r=25,trim=duration=2,hue=h=90,setpts=PTS-STARTPTS[b];"
+        "[a][b]concat=n=2:v=1:a=0[out0]",
+        4,
+    )
+    [t] = analyse(video).transitions
+    assert (t.kind, t.start_frame) == ("cut", 50)
+
+
 def test_steady_motion_is_not_a_transition(samples: dict) -> None:
     result = analyse(samples["night_harbour"].path)
     assert all(t.start_s > 4.5 for t in result.transitions)  # the moving box shot has none
