@@ -79,8 +79,7 @@ def measurement_key() -> str:
     """What the measurements depend on: the decode's arguments, frame size, the features
     and the settings that change what is measured (not those that only decide)."""
     decode = media.input_args(Path("video"), fast=CONFIG.fast_decode)[:-2]
-    what = [CONFIG.cut_threshold, CONFIG.flash_s, gradual.N_FEATURES, gradual.MAPPED_LAGS]
-    measured = [*what, MEASURES]
+    measured = [CONFIG.cut_threshold, CONFIG.flash_s, gradual.N_FEATURES, MEASURES]
     spec = json.dumps([decode, gradual.FRAME_SIZE, measured], sort_keys=True)
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
