@@ -758,7 +758,7 @@ def detect(
     )
     events = [("shot", n, s) for n, s in enumerate(result["shots"], start=1)]
     events += [("transition", 0, t) for t in result["transitions"]]
-    for what, number, e in sorted(events, key=lambda x: (x[2]["start_frame"], x[0])):
+    for what, number, e in sorted(events, key=lambda x: (x[2]["start_frame"], x[0] == "shot")):
         frames = f"frames {e['start_frame']}-{e['end_frame']}"
         span = f"{e['start_s']:.2f}-{e['end_s']:.2f} s"
         if what == "shot":

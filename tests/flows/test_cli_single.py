@@ -57,7 +57,7 @@ def test_detect_json_shape_for_a_cut(samples: dict) -> None:
 def test_detect_lists_shots_and_transitions_in_order(samples: dict) -> None:
     result = CliRunner().invoke(app, ["detect", str(samples["night_harbour"].path)])
     assert result.exit_code == 0, result.output
-    lines = [line.split() for line in result.stdout.splitlines()[2:]]
+    lines = [line.split() for line in result.stdout.splitlines() if line.startswith("  ")]
     assert [(x[0], x[3] if x[0] == "shot" else x[2]) for x in lines] == [
         ("shot", "0-124"),
         ("cut", "125-125"),
