@@ -282,24 +282,8 @@ def independent_video(folder: Path, name: str, rng: random.Random) -> Labelled:
         dur = min(dur, frames[i] - round(0.3 * fps), total - settled - round(0.3 * fps))
         if join == "cut" or dur < round(0.3 * fps):
             graph += f";[{label}][s{i}]concat=n=2:v=1:a=0,settb={tb}[j{i}]"
-            truth.append(Truth("cut", total, total))
-            joins.append("cut")
-            starts.append(total)
-            settled = total
-            total += frames[i]
-        elif join == "overlay_dissolve":
-            off = total - dur
-            graph += (
-                f";[s{i}]format=yuva420p,fade=t=in:st=0:d={float(dur / fps):.4f}:alpha=1,"
-                f"setpts=PTS-STARTPTS+{float(off / fps):.5f}/TB[f{i}];"
-                f"[{label}]tpad=stop_mode=clone:stop={frames[i] - dur}[p{i}];"
-                f"[p{i}][f{i}]overlay=eof_action=pass:shortest=0,format=yuv420p,settb={tb}[j{i}]"
-            )
-            truth.append(Truth("gradual", off, total - 1))
-            joins.append("dissolve")
-            starts.append(off)
-            settled = total
-            total = off + frames[i]
+            found, kind, start = Truth("cut", total, total), "cut", total
+            settled, total = total, total + frames[i]
         elif join == "fade_colour":
             colour = rng.choice(["black", "black", "white", _c(rng)])
             out, into = max(2, dur // 2), max(2, dur - dur // 2)
@@ -308,22 +292,29 @@ def independent_video(folder: Path, name: str, rng: random.Random) -> Labelled:
                 f"[s{i}]fade=t=in:s=0:n={into}:c={colour}[n{i}];"
                 f"[o{i}][n{i}]concat=n=2:v=1:a=0,settb={tb}[j{i}]"
             )
-            truth.append(Truth("gradual", total - out, total + into - 1))
-            joins.append("fade")
-            starts.append(total)
-            settled = total + into
-            total += frames[i]
-        else:
+            found, kind, start = Truth("gradual", total - out, total + into - 1), "fade", total
+            settled, total = total + into, total + frames[i]
+        else:  # the shots overlap for `dur` frames: a dissolve or a wipe
             off = total - dur
-            graph += (
-                f";[{label}][s{i}]xfade=transition={join}:duration={float(dur / fps):.5f}:"
-                f"offset={float(off / fps):.5f},settb={tb}[j{i}]"
-            )
-            truth.append(Truth("gradual", off, total - 1))
-            joins.append("wipe")
-            starts.append(off)
-            settled = total
-            total = off + frames[i]
+            if join == "overlay_dissolve":
+                graph += (
+                    f";[s{i}]format=yuva420p,fade=t=in:st=0:d={float(dur / fps):.4f}:alpha=1,"
+                    f"setpts=PTS-STARTPTS+{float(off / fps):.5f}/TB[f{i}];"
+                    f"[{label}]tpad=stop_mode=clone:stop={frames[i] - dur}[p{i}];"
+                    f"[p{i}][f{i}]overlay=eof_action=pass:shortest=0,format=yuv420p,"
+                    f"settb={tb}[j{i}]"
+                )
+            else:
+                graph += (
+                    f";[{label}][s{i}]xfade=transition={join}:duration={float(dur / fps):.5f}:"
+                    f"offset={float(off / fps):.5f},settb={tb}[j{i}]"
+                )
+            kind = "dissolve" if join == "overlay_dissolve" else "wipe"
+            found, start = Truth("gradual", off, total - 1), off
+            settled, total = total, off + frames[i]
+        truth.append(found)
+        joins.append(kind)
+        starts.append(start)
         label = f"j{i}"
     for i, mine in enumerate(local_events):
         for ek, a, b in mine:

@@ -30,7 +30,6 @@ import resource
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -39,10 +38,10 @@ from storage import schema
 from storage.lance_store import IndexPolicy, LanceStore, SearchTuning, partitions_for
 
 DIM = 384
-FILTERS = {  # name -> where
+FILTERS = {  # name -> the aesthetic score a filter keeps rows above (None: no filter)
     "none": None,
-    "aesthetic_score > 5 (50%)": "aesthetic_score > 5",
-    "aesthetic_score > 9.5 (5%)": "aesthetic_score > 9.5",
+    "aesthetic_score > 5 (50%)": 5.0,
+    "aesthetic_score > 9.5 (5%)": 9.5,
 }
 
 
@@ -184,46 +183,38 @@ def column_values(table) -> tuple[np.ndarray, np.ndarray]:
     return data["aesthetic_score"].to_numpy(), data["duplicate_of"].is_null().to_numpy(False)
 
 
-@dataclass(frozen=True)
-class Truth:
-    """A query's exact top 10 under a filter: the 10th best similarity, and the vectors, so
-    that a hit tied with the 10th (identical captions embed identically) counts as right."""
-
-    tenth: float
-    query: np.ndarray
-
-
-def exact_top10(vecs: np.ndarray, queries: np.ndarray, keep: np.ndarray) -> list[Truth]:
+def exact_top10(
+    vecs: np.ndarray, queries: np.ndarray, keep: np.ndarray, first_added: int | None = None
+) -> list[set[str]]:
+    """Each query's right answers: the kept rows at least as similar as its exact 10th
+    (more than ten when rows tie: identical captions embed identically). Rows from
+    `first_added` on are named as the ones added after the build."""
     sims = np.concatenate(
         [queries @ vecs[s : s + 200_000].T for s in range(0, len(vecs), 200_000)], axis=1
     )
     sims[:, ~keep] = -np.inf
     tenth = -np.partition(-sims, 9, axis=1)[:, 9]
-    return [Truth(float(t), q) for t, q in zip(tenth, queries, strict=True)]
-
-
-def recall(hits: list[str], truth: Truth, vecs: np.ndarray, keep: np.ndarray, ids: dict) -> float:
-    rows = [ids[h] for h in hits]
-    good = [keep[r] and float(vecs[r] @ truth.query) >= truth.tenth - 1e-5 for r in rows]
-    return sum(good) / 10
+    added = len(vecs) if first_added is None else first_added
+    return [
+        {f"new{i - added}" if i >= added else f"c{i}" for i in np.flatnonzero(row >= t - 1e-5)}
+        for row, t in zip(sims, tenth, strict=True)
+    ]
 
 
 def run_queries(
     store: LanceStore,
     queries: np.ndarray,
-    truth: list[Truth],
+    truth: list[set[str]],
     where: str | None,
     tuning: SearchTuning | None = None,
-    check: tuple[np.ndarray, np.ndarray, dict] | None = None,
 ) -> tuple[float, float, float, float]:
-    """p50, p95, p99 in ms and mean recall@10 (check: all vectors, kept rows, id -> row)."""
-    assert check is not None
+    """p50, p95, p99 in ms and mean recall@10."""
     lat, recalls = [], []
-    for q, t in zip(queries, truth, strict=True):  # one at a time, as a user asks
+    for q, right in zip(queries, truth, strict=True):  # one at a time, as a user asks
         t0 = time.perf_counter()
         hits = store.search(q.tolist(), k=10, where=where, tuning=tuning)
         lat.append((time.perf_counter() - t0) * 1000)
-        recalls.append(recall([h.clip_id for h in hits], t, *check))
+        recalls.append(len({h.clip_id for h in hits} & right) / 10)
     p50, p95, p99 = np.percentile(lat, [50, 95, 99])
     return p50, p95, p99, float(np.mean(recalls))
 
@@ -255,38 +246,34 @@ def bench(kind: str, n: int, queries: int, seed: int, sweep: bool = False) -> No
     write_s = time.perf_counter() - t0
     table = store.open_table(schema.CLIPS)
     scores, not_dup = column_values(table)
-    masks = {
-        "none": not_dup,
-        "aesthetic_score > 5 (50%)": not_dup & (scores > 5),
-        "aesthetic_score > 9.5 (5%)": not_dup & (scores > 9.5),
-    }
-    ids = {f"c{i}": i for i in range(n)}
 
     def line(what: str, build: str = "", res: tuple | None = None) -> None:
         p = " | ".join(f"{x:.1f}" for x in res[:3]) + f" | {res[3]:.3f}" if res else "| | |"
         print(f"| {kind} | {n:,} | {what} | {build} | {p} | {os.getloadavg()[0]:.1f} |", flush=True)
 
+    def each_filter(what: str, build: str) -> None:
+        for name, above in FILTERS.items():
+            keep = not_dup if above is None else not_dup & (scores > above)
+            where = None if above is None else f"aesthetic_score > {above}"
+            line(
+                f"{what}, {name}", build, run_queries(store, qs, exact_top10(vecs, qs, keep), where)
+            )
+
     line(f"vectors {made:.0f} s; table written {write_s:.1f} s")
     if n <= 200_000:
-        for name, where in FILTERS.items():
-            truth = exact_top10(vecs, qs, masks[name])
-            res = run_queries(store, qs, truth, where, check=(vecs, masks[name], ids))
-            line(f"flat scan, {name}", "-", res)
+        each_filter("flat scan", "-")
     rss0 = rss_gib()
     t0 = time.perf_counter()
     store.maintain_indexes(IndexPolicy(vector_index_min_rows=0))
     build = time.perf_counter() - t0
     index = f"IVF_HNSW_SQ, {partitions_for(n)} partitions"
     line(f"{index}: build; peak RSS {rss0:.1f} -> {rss_gib():.1f} GiB", f"{build:.0f}")
-    for name, where in FILTERS.items():
-        truth = exact_top10(vecs, qs, masks[name])
-        res = run_queries(store, qs, truth, where, check=(vecs, masks[name], ids))
-        line(f"{index}, {name}", "", res)
+    each_filter(index, "")
     if sweep:  # other query settings on the same index, for the choice of defaults
-        truth = exact_top10(vecs, qs, masks["none"])
+        truth = exact_top10(vecs, qs, not_dup)
         for nprobes, ef in ((4, 200), (8, 200), (16, 100), (16, 300), (32, 200)):
             tuning = SearchTuning(nprobes=min(nprobes, partitions_for(n)), ef=ef)
-            res = run_queries(store, qs, truth, None, tuning, (vecs, not_dup, ids))
+            res = run_queries(store, qs, truth, None, tuning)
             line(f"{index}, none, nprobes {tuning.nprobes} ef {ef}", "", res)
     # A run lands 1% more rows; maintain_indexes folds them into the index.
     extra = unit(vecs[rng.choice(n, n // 100)] + 0.1 * unit(rng.normal(size=(n // 100, DIM))))
@@ -299,10 +286,8 @@ def bench(kind: str, n: int, queries: int, seed: int, sweep: bool = False) -> No
     fold_s = time.perf_counter() - t0
     targets = unit(extra[:queries] + 0.05 * rng.normal(size=(min(queries, len(extra)), DIM)))
     keep = np.concatenate([not_dup, np.ones(len(extra), bool)])
-    both = np.concatenate([vecs, extra])
-    truth = exact_top10(both, targets, keep)
-    ids |= {f"new{i}": n + i for i in range(len(extra))}
-    res = run_queries(store, targets, truth, None, check=(both, keep, ids))
+    truth = exact_top10(np.concatenate([vecs, extra]), targets, keep, first_added=n)
+    res = run_queries(store, targets, truth, None)
     line(
         f"{len(extra):,} rows added, then maintain_indexes: queries near them", f"{fold_s:.1f}", res
     )

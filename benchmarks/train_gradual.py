@@ -232,11 +232,13 @@ def main() -> None:
         folders = list(pool.map(make_set, *zip(*jobs, strict=True)))
         print(f"videos ready: {time.perf_counter() - t0:.0f} s", flush=True)
         sets = [load_set(f, pool) for f in folders]
-    train_items = [it for f, s in zip(folders, sets, strict=True) if "train" in f.name for it in s]
-    val_items = [
-        it for f, s in zip(folders, sets, strict=True) if f.name.startswith("val") for it in s
-    ]
-    event_items = [it for f, s in zip(folders, sets, strict=True) if "eval" in f.name for it in s]
+
+    def items(prefix: str) -> list[dict]:
+        return [
+            it for f, s in zip(folders, sets, strict=True) if f.name.startswith(prefix) for it in s
+        ]
+
+    train_items, val_items, event_items = items("train"), items("val"), items("eval")
     print(f"measured: {time.perf_counter() - t0:.0f} s; {len(train_items)} training videos")
     net = train(train_items, args.epochs, args.seed)
     net.eval()

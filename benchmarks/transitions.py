@@ -71,6 +71,12 @@ def scenedetect_predictions(path: Path, detector: str) -> list[tuple[str, int, i
     return [("cut", s.frame_num, s.frame_num) for s, _ in scenes[1:]]
 
 
+def matches(t: Truth, a: int, b: int) -> bool:
+    """A prediction of frames a..b finds truth t: a cut within 2 frames, or a gradual
+    range it overlaps (widened by 2 frames)."""
+    return abs(a - t.start) <= 2 if t.kind == "cut" else a <= t.end + 2 and b >= t.start - 2
+
+
 def score(truths: list[list[Truth]], preds: list[list[tuple[str, int, int]]]) -> dict[str, float]:
     """Precision, recall and F1 per class, and how well matched gradual ranges overlap
     their truth (mean intersection over union of the frame ranges)."""
@@ -85,14 +91,7 @@ def score(truths: list[list[Truth]], preds: list[list[tuple[str, int, int]]]) ->
         for kind, a, b in pred:
             match = None
             for i, t in enumerate(truth):
-                if i in used:
-                    continue
-                hit = (
-                    abs(a - t.start) <= 2
-                    if t.kind == "cut"
-                    else (a <= t.end + 2 and b >= t.start - 2)
-                )
-                if hit:
+                if i not in used and matches(t, a, b):
                     match = i
                     break
             if match is None:
@@ -195,8 +194,7 @@ def charge(
     for kind, a, b in preds:
         match = None
         for i, t in enumerate(labelled.truth):
-            near = abs(a - t.start) <= 2 if t.kind == "cut" else a <= t.end + 2 and b >= t.start - 2
-            if i not in used and near:
+            if i not in used and matches(t, a, b):
                 match = i
                 break
         if match is not None:

@@ -756,15 +756,22 @@ def detect(
     console.print(
         f"{len(result['shots'])} shot(s), {len(result['transitions'])} transition(s), in order:"
     )
-    events = [("shot", n, s) for n, s in enumerate(result["shots"], start=1)]
-    events += [("transition", 0, t) for t in result["transitions"]]
-    for what, number, e in sorted(events, key=lambda x: (x[2]["start_frame"], x[0] == "shot")):
+
+    def extent(e: dict) -> str:
         frames = f"frames {e['start_frame']}-{e['end_frame']}"
-        span = f"{e['start_s']:.2f}-{e['end_s']:.2f} s"
-        if what == "shot":
-            console.print(f"  shot {number:<4} {frames:<22} {span}")
-        else:
-            console.print(f"    {e['type']:<7} {frames:<22} {span}  score {e['score']:.3f}")
+        return f"{frames:<22} {e['start_s']:.2f}-{e['end_s']:.2f} s"
+
+    # (first frame, a transition before the shot it starts, the line)
+    lines = [
+        (s["start_frame"], 1, f"  shot {n:<4} {extent(s)}")
+        for n, s in enumerate(result["shots"], 1)
+    ]
+    lines += [
+        (t["start_frame"], 0, f"    {t['type']:<7} {extent(t)}  score {t['score']:.3f}")
+        for t in result["transitions"]
+    ]
+    for *_, line in sorted(lines):
+        console.print(line)
 
 
 @app.command()

@@ -320,11 +320,11 @@ class LanceStore:
         table = self.open_table(schema.CLIPS)
         if table is None:
             return []
-        if not include_duplicates and "duplicate_of" in table.schema.names:
+        have = set(table.schema.names)
+        if not include_duplicates and "duplicate_of" in have:
             where = f"({where}) AND duplicate_of IS NULL" if where else "duplicate_of IS NULL"
         rows_now = table.count_rows()
         tuning = tuning or SearchTuning.for_rows(rows_now)
-        have = set(table.schema.names)
         extra = [c for c in columns if c in have and c not in HIT_COLUMNS]
         selected = [*HIT_COLUMNS, *extra]
         if text is not None:
@@ -352,22 +352,23 @@ class LanceStore:
             # _distance asked for, or lance warns on every query
             return query.select([*selected, "_distance"]).limit(limit).to_list()
 
-        passing = self._pass_share(table, where, rows_now) if where else 1.0
-        if passing >= tuning.postfilter_min_share:
-            limit = min(tuning.postfilter_max_rows, max(k, ceil(k * 1.5 / passing) + 2))
+        passing = self._passing_rows(table, where) if where else rows_now
+        share = passing / max(1, rows_now)
+        if share >= tuning.postfilter_min_share:
+            limit = min(tuning.postfilter_max_rows, max(k, ceil(k * 1.5 / share) + 2))
             rows = vector_query(limit, prefilter=False)
-            if len(rows) >= k or len(rows) == round(passing * rows_now):
+            if len(rows) >= min(k, passing):  # else too few survived: filter first
                 return [_hit(r, extra) for r in rows[:k]]
         return [_hit(r, extra) for r in vector_query(k, prefilter=True)]
 
-    def _pass_share(self, table: Any, where: str, rows_now: int) -> float:
-        """The share of rows that pass `where`, counted once per table version."""
+    def _passing_rows(self, table: Any, where: str) -> int:
+        """How many rows pass `where`, counted once per table version."""
         key = (table.version, where)
         if key not in self._pass_counts:
             if len(self._pass_counts) >= 256:
                 self._pass_counts.clear()
             self._pass_counts[key] = int(table.count_rows(where))
-        return self._pass_counts[key] / max(1, rows_now)
+        return self._pass_counts[key]
 
     # -- indexes -------------------------------------------------------------------------
 
@@ -390,7 +391,7 @@ class LanceStore:
         if table is None:
             return []
         created = []
-        existing = {i.columns[0] for i in table.list_indices()}
+        existing = {i.columns[0]: i.name for i in table.list_indices()}
         rows = table.count_rows()
         if "caption" not in existing:
             table.create_index("caption", config=FTS())
@@ -404,7 +405,7 @@ class LanceStore:
             if rows < policy.vector_index_min_rows:
                 continue
             if column in existing:
-                built, want = _partitions_of(table, column), partitions_for(rows)
+                built, want = _partitions_of(table, existing[column]), partitions_for(rows)
                 grown = want >= policy.rebuild_growth * built
                 if not grown and built < 2 * policy.rebuild_growth * want:
                     continue  # optimize() below folds the new rows into it
@@ -425,8 +426,8 @@ def fold_new_rows(table: Any, policy: IndexPolicy) -> None:
 
     Lance's `optimize()` merges new rows into the existing vector index, which rewrites
     it: 23-35 s for 1,000 new rows on a 100k table, as long as building it, and minutes
-    at 1M. A delta index over the new rows alone takes 0.1-1 s; queries search the base and each
-    delta. Deltas are merged with each other (never into the base) once there are more
+    at 1M. A delta index over the new rows alone takes 0.1-1 s; queries search the base
+    and each delta. Deltas are merged with each other (never into the base) once there are more
     than `policy.max_deltas`, and the rebuild at `rebuild_growth` resets them. Small files
     are compacted and versions older than a week pruned, as `optimize()` does."""
     from datetime import timedelta
@@ -442,13 +443,10 @@ def fold_new_rows(table: Any, policy: IndexPolicy) -> None:
     table.to_lance().cleanup_old_versions(older_than=timedelta(days=7))
 
 
-def _partitions_of(table: Any, column: str) -> int:
-    """How many IVF partitions the column's vector index was built with."""
-    for index in table.list_indices():
-        if index.columns[0] == column:
-            stats = table.to_lance().stats.index_stats(index.name)
-            return int(stats["indices"][0].get("num_partitions", 1))
-    return 1
+def _partitions_of(table: Any, index: str) -> int:
+    """How many IVF partitions a vector index was built with."""
+    stats = table.to_lance().stats.index_stats(index)
+    return int(stats["indices"][0].get("num_partitions", 1))
 
 
 def _castable(want: pa.DataType, have: pa.DataType) -> bool:

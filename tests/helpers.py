@@ -40,6 +40,22 @@ def flow_config(endpoint_url: str, bucket: str, tmp: Path, prefix: str = "", **e
     return build_config(overrides=overrides, environ={})
 
 
+def curate_demo_videos(samples: dict, tmp: Path):
+    """The demo's three videos copied to a folder and curated with clip files: the table
+    the page and export tests read. Returns the run's config."""
+    import shutil
+
+    from flows.curate import run_curate
+
+    videos = tmp / "videos"
+    videos.mkdir()
+    for name in ("night_harbour", "sunset_meadow", "fractal_bars"):
+        shutil.copy(samples[name].path, videos / f"{name}.mp4")
+    config = flow_config("", str(videos), tmp, media={"uri": str(tmp / "media")})
+    run_curate(config)
+    return config
+
+
 def set_display_rotation(mp4: bytes, degrees: int) -> bytes:
     """The MP4 with its tracks' display matrix (tkhd) set to a rotation of 90, 180 or 270
     degrees: what a phone writes when it is held upright. The coded frames are unchanged."""

@@ -5,7 +5,6 @@ the fly where none were written. Real flow, ffmpeg, LanceDB, a folder and Seawee
 from __future__ import annotations
 
 import json
-import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from flows.curate import run_curate
 from flows.export import ClipBytes, ExportSpec, export_clips
 from storage import schema
 from storage.lance_store import LanceStore
-from tests.helpers import count_frames_of, flow_config
+from tests.helpers import count_frames_of, curate_demo_videos, flow_config
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +26,7 @@ pytestmark = pytest.mark.slow
 def dataset(prefect_api: None, samples: dict, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The demo's three videos from a folder, curated with clip files."""
     tmp = tmp_path_factory.mktemp("export-data")
-    videos = tmp / "videos"
-    videos.mkdir()
-    for name in ("night_harbour", "sunset_meadow", "fractal_bars"):
-        shutil.copy(samples[name].path, videos / f"{name}.mp4")
-    config = flow_config("", str(videos), tmp, media={"uri": str(tmp / "media")})
-    run_curate(config)
+    config = curate_demo_videos(samples, tmp)
     rows = LanceStore(config.lance_uri).rows(schema.CLIPS)
     kept = {r["clip_id"]: r for r in rows if r["duplicate_of"] is None}
     assert len(rows) == 6 and len(kept) == 5  # night_harbour's test pattern is a duplicate

@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 
-from flows.curate import run_curate
 from storage import schema
 from storage.lance_store import LanceStore
 from storage.local_s3 import free_port
-from tests.helpers import flow_config
+from tests.helpers import curate_demo_videos
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -48,12 +47,7 @@ def serve(config: Any, token: str | None = None) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def served(prefect_api: None, samples: dict, tmp_path_factory: pytest.TempPathFactory) -> Any:
     tmp = tmp_path_factory.mktemp("page")
-    videos = tmp / "videos"
-    videos.mkdir()
-    for name in ("night_harbour", "sunset_meadow", "fractal_bars"):
-        shutil.copy(samples[name].path, videos / f"{name}.mp4")
-    config = flow_config("", str(videos), tmp, media={"uri": str(tmp / "media")})
-    run_curate(config)
+    config = curate_demo_videos(samples, tmp)
     store = LanceStore(config.lance_uri)
     rows = [r for r in store.rows(schema.CLIPS) if r["duplicate_of"] is None]
     victim = next(r for r in rows if r["key"] == "sunset_meadow.mp4")
