@@ -32,6 +32,7 @@ from pathlib import Path
 
 from benchmarks.synthetic import Truth
 from flows.samples import encode
+from tasks import media
 
 SERIF = Path("/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf")
 SOURCES = [
@@ -242,6 +243,7 @@ def independent_video(folder: Path, name: str, rng: random.Random) -> Labelled:
         frames.append(max(8, round(secs * fps)))
     parts, events, kinds = [], [], []
     tb = f"1/{fps.numerator * 10}"  # every frame time exact at this rate
+    rate = f"{fps.numerator}/{fps.denominator}"
     local_events: list[list[tuple[str, float, float]]] = []
     state = rng.getstate()
     for i, nf in enumerate(frames):
@@ -300,7 +302,12 @@ def independent_video(folder: Path, name: str, rng: random.Random) -> Labelled:
                 graph += (
                     f";[s{i}]format=yuva420p,fade=t=in:st=0:d={float(dur / fps):.4f}:alpha=1,"
                     f"setpts=PTS-STARTPTS+{float(off / fps):.5f}/TB[f{i}];"
-                    f"[{label}]tpad=stop_mode=clone:stop={frames[i] - dur}[p{i}];"
+                    # The outgoing picture runs on under the incoming shot, which is
+                    # opaque once faded in: a filler does (tpad after xfade adds nothing
+                    # in ffmpeg 5.1, and the video came out short).
+                    f"color=c=black:s={w}x{h}:r={rate},trim=end_frame={frames[i] - dur},"
+                    f"setsar=1,settb={tb}[pad{i}];"
+                    f"[{label}][pad{i}]concat=n=2:v=1:a=0,settb={tb}[p{i}];"
                     f"[p{i}][f{i}]overlay=eof_action=pass:shortest=0,format=yuv420p,"
                     f"settb={tb}[j{i}]"
                 )
@@ -319,10 +326,20 @@ def independent_video(folder: Path, name: str, rng: random.Random) -> Labelled:
     for i, mine in enumerate(local_events):
         for ek, a, b in mine:
             events.append(Event(ek, starts[i] + round(a * fps), starts[i] + round(b * fps)))
-    rate = f"{fps.numerator}/{fps.denominator}"
-    graph += f";[{label}]fps={rate},format=yuv420p[v]"
+    graph += f";[{label}]format=yuv420p[v]"  # no fps filter: it drops the last frame
     encode(graph, path, float(total / fps), [*args, "-r", rate], timeout_s=900)
+    made = frame_count(path)
+    if made != total:  # the labels would be wrong: a generator bug, not a redraw
+        raise ValueError(f"{path.name}: {made} frames made, {total} labelled")
     return Labelled(path, truth, events, joins)
+
+
+def frame_count(path: Path) -> int:
+    """Frames the video holds, counted by decoding it."""
+    argv = [media.ffprobe_path() or "ffprobe", "-v", "error", "-count_frames"]
+    argv += ["-select_streams", "v:0", "-show_entries", "stream=nb_read_frames"]
+    result = media.run([*argv, "-of", "csv=p=0", str(path)], timeout_s=600)
+    return int(result.stdout.strip())
 
 
 def independent_set(folder: Path, seed: int, count: int) -> list[Labelled]:

@@ -38,6 +38,7 @@ from storage.types import ProbeInfo
 from tasks import gradual, media
 from tasks.probe import ProbeConfig, probe_video
 from tasks.transitions import (
+    CutEvidence,
     Measurements,
     TransitionConfig,
     find_cuts,
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     import torch  # imported where used: only training needs it
 
 CONFIG = TransitionConfig()
-MEASURES = 2  # what FrameMeter keeps per frame: raise it when that changes
+MEASURES = 3  # what FrameMeter keeps per frame: raise it when that changes
 DILATIONS = (2, 4, 8, 16)
 HIDDEN = 32
 DROPOUT = 0.1  # these three from a small sweep on the validation sets: the network
@@ -99,7 +100,7 @@ def measure(video: Path) -> Path:
         stride=m.stride,
         times=np.asarray(m.times),
         change=np.asarray(m.change),
-        reverts=np.asarray(sorted(m.reverts.items()), dtype=np.float64).reshape(-1, 2),
+        evidence=np.asarray([(i, *e) for i, e in sorted(m.evidence.items())]).reshape(-1, 4),
         features=m.features,
     )
     return out
@@ -107,7 +108,7 @@ def measure(video: Path) -> Path:
 
 def load_measurements(path: Path) -> Measurements:
     z = np.load(path)
-    reverts = {int(i): float(v) for i, v in z["reverts"]}
+    evidence = {int(row[0]): CutEvidence(*map(float, row[1:])) for row in z["evidence"]}
     n = len(z["times"])
     return Measurements(
         float(z["fps"]),
@@ -115,7 +116,7 @@ def load_measurements(path: Path) -> Measurements:
         z["times"].tolist(),
         z["change"].tolist(),
         [(0.0, 0.0)] * n,
-        reverts,
+        evidence,
         z["features"],
     )
 

@@ -2,8 +2,12 @@
 
 Cuts: a frame whose change towers over the usual change around it (a low quantile of the
 second before and after, repeated frames left out, so camera motion and fast action raise
-the bar), is one frame of change rather than several (a fast fade), and is not a flash
-(the picture from before the jump comes back within `flash_s`, half a second).
+the bar), is one frame of change rather than several (a fast fade), is not a flash (the
+picture from before the jump comes back within `flash_s`, half a second), and brings a
+new picture: the change survives a blur (a new shot changes the broad picture; motion in
+whole-pixel steps, scrolling text, noise and a breathing vignette change fine detail),
+and the frames either side do not correlate like one picture in other light (a light
+switched on, an exposure step, a translucent flash longer than `flash_s`).
 
 Gradual transitions (dissolves, fades through black or white, wipes): `tasks.gradual`'s
 network marks the frames that mix two shots, from features of the same tiny frames; a
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,13 +43,24 @@ class TransitionConfig:
     repeat_change: float = 0.004  # less change than this: a repeated frame (codec noise)
     window_s: float = 1.0  # neighbourhood half-width
     flash_s: float = 0.5  # a change that reverts within this long is a flash
+    cut_coarse: float = 0.3  # share of a cut's change left after a 5x5 blur, at least
+    cut_correlation: float = 0.93  # frames either side correlating more: one picture, relit
     gradual_on: float = 0.5  # network probability that starts a gradual transition
     gradual_off: float = 0.3  # ... and that keeps one going (hysteresis)
     gradual_min_s: float = 0.2  # shorter marked runs are noise
+    gradual_min_score: float = 0.65  # ... and so are runs the network is this unsure of
     gradual_merge_s: float = 0.12  # runs this close are one transition
     fast_decode: bool = True  # skip deblocking on B-frames only (media.input_args)
     hwaccel: str | None = None  # e.g. "cuda": decode on the GPU (tasks/media.HWACCELS)
     timeout_s: float = 600.0
+
+
+class CutEvidence(NamedTuple):
+    """What the frames around a possible cut say, measured while the meter holds them."""
+
+    revert: float  # least change from a frame before the jump to one after (a flash returns)
+    coarse: float  # share of the change a 5x5 blur leaves: a new shot changes the broad picture
+    correlation: float  # of the frames either side: a picture relit correlates with itself
 
 
 @dataclass(frozen=True)
@@ -56,7 +72,7 @@ class Measurements:
     times: list[float]
     change: list[float]  # mean |frame - previous frame| on 0..1: the motion signal
     velocity: list[tuple[float, float]]
-    reverts: dict[int, float]  # possible cut -> least change from a frame before to one after
+    evidence: dict[int, CutEvidence]  # each possible cut (change >= cut_threshold)
     features: np.ndarray  # the gradual network's features, a row per network frame
 
 
@@ -99,7 +115,7 @@ class FrameMeter:
         self.times: list[float] = []
         self.change: list[float] = []
         self.velocity: list[tuple[float, float]] = []
-        self.reverts: dict[int, float] = {}
+        self.evidence: dict[int, CutEvidence] = {}
         self.features = gradual.GradualFeatures()
         self._frames: list[np.ndarray] = []  # frames not yet measured, and some context
         self._first = 0  # index of self._frames[0]
@@ -124,7 +140,7 @@ class FrameMeter:
             self.times,
             self.change,
             self.velocity,
-            self.reverts,
+            self.evidence,
             self.features.matrix(),
         )
 
@@ -147,7 +163,7 @@ class FrameMeter:
         uv, unexplained = global_velocity(grey[prev], grey[lo:hi])
         vel = uv / (np.array(gradual.FRAME_SIZE) * dt[:, None])
         self.velocity.extend((float(u), float(v)) for u, v in vel)
-        self._flash_test(held, start, change)
+        self._cut_evidence(held, start, change)
         net = [k for k in range(hi - lo) if (start + k) % self.stride == 0]
         if net:
             self.features.push(raw[lo:hi][net], unexplained[net])
@@ -156,20 +172,43 @@ class FrameMeter:
         del self._frames[:drop]
         self._first += drop
 
-    def _flash_test(self, held: np.ndarray, start: int, change: np.ndarray) -> None:
-        """For frames whose change could be a cut: the least change between a frame before
-        the jump and one after it. A flash returns to the old picture."""
+    def _cut_evidence(self, held: np.ndarray, start: int, change: np.ndarray) -> None:
+        """For frames whose change could be a cut: whether the old picture comes back
+        within a flash's length (the least change between a frame before the jump and one
+        after it), how much of the change is broad, and how the two sides correlate."""
         for k in np.flatnonzero(change >= self.cfg.cut_threshold):
             i = start + int(k)
+            a, b = held[i - 1 - self._first], held[i - self._first]
             before = np.arange(max(self._first, i - 1 - self.flash), i)
             after = np.arange(i, min(len(self.times), i + self.flash + 1))
             pairs = after[None, :] - before[:, None] > 1  # not the jump itself
-            if not pairs.any():
-                self.reverts[i] = float("inf")
-                continue
-            a, b = held[after - self._first], held[before - self._first]
-            gaps = _mean_abs(b[:, None] - a[None, :])
-            self.reverts[i] = float(gaps[pairs].min())
+            revert = float("inf")
+            if pairs.any():
+                x, y = held[after - self._first], held[before - self._first]
+                revert = float(_mean_abs(y[:, None] - x[None, :])[pairs].min())
+            coarse = _mean_abs(box_sum(b - a, 5)) / 25.0 / max(float(change[k]), 1e-9)
+            self.evidence[i] = CutEvidence(revert, float(coarse), colour_correlation(a, b))
+
+
+def box_sum(x: np.ndarray, k: int) -> np.ndarray:
+    """Sums over every k x k window of an (h, w, c) array (integral image; 'valid')."""
+    c = np.cumsum(np.cumsum(x.astype(np.int32), axis=0), axis=1)
+    c = np.pad(c, ((1, 0), (1, 0), (0, 0)))
+    return c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
+
+
+def colour_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of two frames' pixels, each channel about its own mean, pooled: a light
+    or exposure step keeps every channel's picture; a cut between colour variants of one
+    layout (test cards in two hues) does not. 0 when either frame is flat (a plain card
+    has no picture to keep)."""
+    x = a.reshape(-1, 3).astype(np.float64)
+    y = b.reshape(-1, 3).astype(np.float64)
+    x -= x.mean(axis=0)
+    y -= y.mean(axis=0)
+    sx, sy = float(np.sqrt(np.vdot(x, x))), float(np.sqrt(np.vdot(y, y)))
+    flat = 2.0 * np.sqrt(x.size)  # a spread under 2 levels
+    return float(np.vdot(x, y) / (sx * sy)) if min(sx, sy) > flat else 0.0
 
 
 def _mean_abs(diff: np.ndarray) -> np.ndarray:
@@ -185,16 +224,24 @@ def find_cuts(m: Measurements, cfg: TransitionConfig) -> list[int]:
     d = m.change
     w = max(2, round(cfg.window_s * m.fps))
     cuts = []
-    for i, reverted in sorted(m.reverts.items()):
+    for i, e in sorted(m.evidence.items()):
         if i == 0:
             continue
         around = d[max(1, i - w) : i] + d[i + 1 : i + 1 + w]
         base = usual_change(around, cfg.repeat_change)
-        near = [d[j] for j in (i - 1, i + 1) if 0 < j < len(d)]
-        isolated = not near or d[i] >= cfg.cut_isolation * max(near)
-        if d[i] >= cfg.cut_ratio * base and isolated and reverted >= 0.5 * d[i]:
+        near = [broad(m, j) for j in (i - 1, i + 1) if 0 < j < len(d)]
+        isolated = not near or broad(m, i) >= cfg.cut_isolation * max(near)
+        new_picture = e.coarse >= cfg.cut_coarse and e.correlation < cfg.cut_correlation
+        if d[i] >= cfg.cut_ratio * base and isolated and e.revert >= 0.5 * d[i] and new_picture:
             cuts.append(i)
     return cuts
+
+
+def broad(m: Measurements, i: int) -> float:
+    """Frame i's change that survives a blur, where it was measured (a possible cut): a
+    checkerboard's first step right after a cut is no second frame of a fast fade."""
+    e = m.evidence.get(i)
+    return m.change[i] * min(1.0, e.coarse) if e else m.change[i]
 
 
 def usual_change(around: list[float], repeat: float) -> float:
@@ -227,6 +274,7 @@ def gradual_runs(
         (a * s, min(last, b * s + s - 1), float(probs[a : b + 1].mean()))
         for a, b in runs
         if (b - a + 1) >= max(2, round(cfg.gradual_min_s * rate))
+        and probs[a : b + 1].mean() >= cfg.gradual_min_score
     ]
 
 

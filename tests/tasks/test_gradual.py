@@ -122,3 +122,13 @@ def test_runs_shorter_than_the_minimum_are_noise() -> None:
     probs[10:13] = 0.9  # 0.12 s
     probs[40:60] = 0.9
     assert gradual_runs(probs, m, TransitionConfig()) == [(40, 59, pytest.approx(0.9))]
+
+
+def test_runs_the_network_is_unsure_of_are_noise() -> None:
+    from tasks.transitions import TransitionConfig
+
+    m = measurements(100)
+    probs = np.zeros(100)
+    probs[10:30] = [0.9, *[0.5] * 19]  # reaches the start threshold once, then wavers
+    probs[60:80] = 0.8
+    assert gradual_runs(probs, m, TransitionConfig()) == [(60, 79, pytest.approx(0.8))]

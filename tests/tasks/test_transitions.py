@@ -125,6 +125,44 @@ def test_a_cut_to_a_recoloured_copy_of_the_shot_is_still_a_cut(tmp_path: Path) -
     assert (t.kind, t.start_frame) == ("cut", 50)
 
 
+def test_a_checkerboard_moving_in_whole_pixel_steps_is_not_a_series_of_cuts(
+    tmp_path: Path,
+) -> None:
+    # Every sixth of a second the fine pattern moves by a pixel and stands still in
+    # between: each step changes most pixels at once, but not the broad picture.
+    video = make_media(
+        tmp_path / "steps.mp4",
+        "nullsrc=s=80x45:r=25,format=yuv444p,"
+        "geq=lum='40+170*mod(floor((X+T*6)/3)+floor(Y/3)\\,2)':cb=100:cr=160,"
+        "scale=640:360:flags=neighbor",
+        4,
+    )
+    assert analyse(video).transitions == []
+
+
+def test_a_light_switched_on_is_not_a_cut(tmp_path: Path) -> None:
+    # The same moving picture 40% brighter from 2 s on, for good.
+    video = make_media(
+        tmp_path / "light.mp4",
+        "testsrc2=s=160x90:r=25,lutyuv=y='clip(val*1.4\\,16\\,235)':enable='gte(t\\,2)'",
+        4,
+    )
+    assert analyse(video).transitions == []
+
+
+def test_a_cut_between_two_hues_of_one_test_card_is_a_cut(tmp_path: Path) -> None:
+    # The layout stays, every colour changes: not a change of light.
+    video = make_media(
+        tmp_path / "bars.mp4",
+        "smptebars=s=160x90:r=25,trim=duration=2[a];"
+        "smptebars=s=160x90:r=25,trim=duration=2,hue=h=120,setpts=PTS-STARTPTS[b];"
+        "[a][b]concat=n=2:v=1:a=0[out0]",
+        4,
+    )
+    [t] = analyse(video).transitions
+    assert (t.kind, t.start_frame) == ("cut", 50)
+
+
 def test_steady_motion_is_not_a_transition(samples: dict) -> None:
     result = analyse(samples["night_harbour"].path)
     assert all(t.start_s > 4.5 for t in result.transitions)  # the moving box shot has none
@@ -178,11 +216,15 @@ def test_the_meter_holds_a_bounded_number_of_frames() -> None:
     cfg = TransitionConfig()
     meter = FrameMeter(25.0, cfg)
     rng = np.random.default_rng(0)
-    scene = rng.integers(0, 255, (27, 48, 3)).astype(np.float32)
+
+    def picture() -> np.ndarray:  # broad patches of colour (per-pixel noise is no picture)
+        return np.kron(rng.integers(0, 255, (3, 4, 3)), np.ones((9, 12, 1))).astype(np.float32)
+
+    scene = picture()
     held = 0
     for i in range(3000):  # two minutes at 25 fps, a cut every 10 s
         if i % 250 == 0:
-            scene = rng.integers(0, 255, (27, 48, 3)).astype(np.float32)
+            scene = picture()
         noisy = scene + rng.normal(0, 1, scene.shape)
         meter.push(i / 25, np.clip(noisy, 0, 255).astype(np.uint8))
         held = max(held, meter.frames_held)
