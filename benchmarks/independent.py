@@ -363,6 +363,8 @@ def independent_set(folder: Path, seed: int, count: int) -> list[Labelled]:
             made.append(independent_video(folder, f"x{len(made):02d}", rng))
         except RuntimeError as e:  # Debian's ffmpeg 5.1 crashes on a rare draw: draw again
             print(f"  redrawing x{len(made):02d}: {str(e)[:120]}", flush=True)
+            for partial in folder.glob(f"x{len(made):02d}.*"):  # the crashed draw's output
+                partial.unlink()
     rows = [
         {
             "path": v.path.name,
