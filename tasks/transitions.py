@@ -269,12 +269,12 @@ def gradual_runs(
         marked_runs(probs, cfg.gradual_on, cfg.gradual_off),
         max(1, round(cfg.gradual_merge_s * rate)),
     )
-    last = len(m.times) - 1
+    last, shortest = len(m.times) - 1, max(2, round(cfg.gradual_min_s * rate))
+    scored = [(a, b, float(probs[a : b + 1].mean())) for a, b in runs]
     return [
-        (a * s, min(last, b * s + s - 1), float(probs[a : b + 1].mean()))
-        for a, b in runs
-        if (b - a + 1) >= max(2, round(cfg.gradual_min_s * rate))
-        and probs[a : b + 1].mean() >= cfg.gradual_min_score
+        (a * s, min(last, b * s + s - 1), p)
+        for a, b, p in scored
+        if b - a + 1 >= shortest and p >= cfg.gradual_min_score
     ]
 
 
