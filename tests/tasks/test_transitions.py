@@ -69,93 +69,60 @@ def test_a_dissolve_at_60_fps_is_found_over_its_range(tmp_path: Path) -> None:
     assert t.start_s == pytest.approx(3.0, abs=0.06)
 
 
-def test_a_fast_pan_is_not_a_transition(tmp_path: Path) -> None:
+NOT_TRANSITIONS = {
     # A test pattern twice the frame's width swept across in 2 s, then held.
-    video = make_media(
-        tmp_path / "pan.mp4",
-        "testsrc2=s=640x180:r=25,crop=320:180:x='min(t*160\\,320)':y=0",
-        4,
-    )
-    assert analyse(video).transitions == []
-
-
-def test_a_flash_is_not_a_transition(tmp_path: Path) -> None:
+    "fast pan": ("testsrc2=s=640x180:r=25,crop=320:180:x='min(t*160\\,320)':y=0", 4),
     # A still scene whose brightness jumps for two frames at 2 s and comes back.
-    video = make_media(
-        tmp_path / "flash.mp4",
+    "flash": (
         "color=c=0x336699:s=160x90:r=25,drawbox=x=40:y=20:w=40:h=40:color=0xcc8833:t=fill,"
         "eq=brightness='if(between(t,2,2.07),0.6,0)':eval=frame",
         4,
-    )
-    assert analyse(video).transitions == []
-
-
-def test_a_flash_lasting_several_frames_at_50_fps_is_not_a_transition(tmp_path: Path) -> None:
-    # Six frames of glare: a flash is judged by how long it lasts, not by frame count.
-    video = make_media(
-        tmp_path / "glare.mp4",
-        "testsrc2=s=160x90:r=50,eq=brightness='if(between(t,1.5,1.61),0.5,0)':eval=frame",
-        3,
-    )
-    assert analyse(video).transitions == []
-
-
-def test_animation_on_threes_is_not_a_series_of_cuts(tmp_path: Path) -> None:
+    ),
+    # Six frames of glare at 50 fps: a flash is judged by how long it lasts, not by frames.
+    "glare": ("testsrc2=s=160x90:r=50,eq=brightness='if(between(t,1.5,1.61),0.5,0)':eval=frame", 3),
     # A pan drawn at 8 fps in a 24 fps video: each drawing is held for three frames, so
     # the picture jumps every third frame and stands still in between.
-    video = make_media(
-        tmp_path / "threes.mp4",
-        "testsrc2=s=960x180:r=8,crop=320:180:x='t*160':y=0,fps=24",
-        3,
-    )
-    assert analyse(video).transitions == []
-
-
-def test_a_cut_to_a_recoloured_copy_of_the_shot_is_still_a_cut(tmp_path: Path) -> None:
-    # The same pattern, restarted and a quarter of the way round the colour wheel: not
-    # a change of colours alone, because the picture jumps back in time too.
-    video = make_media(
-        tmp_path / "jump.mp4",
-        "testsrc2=s=160x90:r=25,trim=duration=2[a];"
-        "testsrc2=s=160x90:r=25,trim=duration=2,hue=h=90,setpts=PTS-STARTPTS[b];"
-        "[a][b]concat=n=2:v=1:a=0[out0]",
-        4,
-    )
-    [t] = analyse(video).transitions
-    assert (t.kind, t.start_frame) == ("cut", 50)
-
-
-def test_a_checkerboard_moving_in_whole_pixel_steps_is_not_a_series_of_cuts(
-    tmp_path: Path,
-) -> None:
-    # Every sixth of a second the fine pattern moves by a pixel and stands still in
+    "animation on threes": ("testsrc2=s=960x180:r=8,crop=320:180:x='t*160':y=0,fps=24", 3),
+    # Every sixth of a second a fine checkerboard moves by a pixel and stands still in
     # between: each step changes most pixels at once, but not the broad picture.
-    video = make_media(
-        tmp_path / "steps.mp4",
+    "whole-pixel steps": (
         "nullsrc=s=80x45:r=25,format=yuv444p,"
         "geq=lum='40+170*mod(floor((X+T*6)/3)+floor(Y/3)\\,2)':cb=100:cr=160,"
         "scale=640:360:flags=neighbor",
         4,
-    )
-    assert analyse(video).transitions == []
-
-
-def test_a_light_switched_on_is_not_a_cut(tmp_path: Path) -> None:
-    # The same moving picture 40% brighter from 2 s on, for good.
-    video = make_media(
-        tmp_path / "light.mp4",
+    ),
+    # The same moving picture 40% brighter from 2 s on, for good: a light switched on.
+    "light step": (
         "testsrc2=s=160x90:r=25,lutyuv=y='clip(val*1.4\\,16\\,235)':enable='gte(t\\,2)'",
         4,
-    )
-    assert analyse(video).transitions == []
+    ),
+}
 
 
-def test_a_cut_between_two_hues_of_one_test_card_is_a_cut(tmp_path: Path) -> None:
-    # The layout stays, every colour changes: not a change of light.
+@pytest.mark.parametrize("name", NOT_TRANSITIONS)
+def test_changes_within_a_shot_are_not_transitions(tmp_path: Path, name: str) -> None:
+    lavfi, seconds = NOT_TRANSITIONS[name]
+    assert analyse(make_media(tmp_path / "shot.mp4", lavfi, seconds)).transitions == []
+
+
+@pytest.mark.parametrize(
+    ("source", "recolour"),
+    [
+        # The same pattern restarted a quarter of the way round the colour wheel: not a
+        # change of colours alone, because the picture jumps back in time too.
+        ("testsrc2", "hue=h=90"),
+        # A still test card in another hue: the layout stays, every colour changes, which
+        # is not a change of light.
+        ("smptebars", "hue=h=120"),
+    ],
+)
+def test_a_cut_to_a_recoloured_copy_of_the_shot_is_still_a_cut(
+    tmp_path: Path, source: str, recolour: str
+) -> None:
     video = make_media(
-        tmp_path / "bars.mp4",
-        "smptebars=s=160x90:r=25,trim=duration=2[a];"
-        "smptebars=s=160x90:r=25,trim=duration=2,hue=h=120,setpts=PTS-STARTPTS[b];"
+        tmp_path / "jump.mp4",
+        f"{source}=s=160x90:r=25,trim=duration=2[a];"
+        f"{source}=s=160x90:r=25,trim=duration=2,{recolour},setpts=PTS-STARTPTS[b];"
         "[a][b]concat=n=2:v=1:a=0[out0]",
         4,
     )
