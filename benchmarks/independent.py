@@ -32,7 +32,7 @@ from pathlib import Path
 
 from benchmarks.synthetic import Truth
 from flows.samples import encode
-from tasks import media
+from tests.helpers import count_frames
 
 SERIF = Path("/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf")
 SOURCES = [
@@ -328,18 +328,10 @@ def independent_video(folder: Path, name: str, rng: random.Random) -> Labelled:
             events.append(Event(ek, starts[i] + round(a * fps), starts[i] + round(b * fps)))
     graph += f";[{label}]format=yuv420p[v]"  # no fps filter: it drops the last frame
     encode(graph, path, float(total / fps), [*args, "-r", rate], timeout_s=900)
-    made = frame_count(path)
+    made = count_frames(path)  # decoded as the detector decodes it
     if made != total:  # the labels would be wrong: a generator bug, not a redraw
         raise ValueError(f"{path.name}: {made} frames made, {total} labelled")
     return Labelled(path, truth, events, joins)
-
-
-def frame_count(path: Path) -> int:
-    """Frames the video holds, counted by decoding it."""
-    argv = [media.ffprobe_path() or "ffprobe", "-v", "error", "-count_frames"]
-    argv += ["-select_streams", "v:0", "-show_entries", "stream=nb_read_frames"]
-    result = media.run([*argv, "-of", "csv=p=0", str(path)], timeout_s=600)
-    return int(result.stdout.strip())
 
 
 def independent_set(folder: Path, seed: int, count: int) -> list[Labelled]:

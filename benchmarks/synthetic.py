@@ -296,21 +296,9 @@ TRAIN_EVENTS = [
 ]  # fmt: skip
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
 WORDS = [
-    "the",
-    "quick",
-    "brown",
-    "fox",
-    "jumps",
-    "over",
-    "lazy",
-    "dogs",
-    "while",
-    "seven",
-    "red",
-    "ships",
-    "sail",
-    "north",
-]
+    "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dogs", "while", "seven", "red",
+    "ships", "sail", "north",
+]  # fmt: skip
 
 
 def training_event(kind: str, w: int, h: int, fps: int, rng: random.Random, secs: float) -> str:

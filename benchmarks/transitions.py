@@ -77,6 +77,19 @@ def matches(t: Truth, a: int, b: int) -> bool:
     return abs(a - t.start) <= 2 if t.kind == "cut" else a <= t.end + 2 and b >= t.start - 2
 
 
+def assign(truth: list[Truth], pred: list[tuple[str, int, int]]) -> list[int | None]:
+    """Each prediction's truth (its index), or None: in order, the first truth it matches
+    that no earlier prediction took. Scores and the charging of false ones share it."""
+    used: set[int] = set()
+    out: list[int | None] = []
+    for _, a, b in pred:
+        match = next((i for i, t in enumerate(truth) if i not in used and matches(t, a, b)), None)
+        if match is not None:
+            used.add(match)
+        out.append(match)
+    return out
+
+
 def score(truths: list[list[Truth]], preds: list[list[tuple[str, int, int]]]) -> dict[str, float]:
     """Precision, recall and F1 per class, and how well matched gradual ranges overlap
     their truth (mean intersection over union of the frame ranges)."""
@@ -85,19 +98,12 @@ def score(truths: list[list[Truth]], preds: list[list[tuple[str, int, int]]]) ->
     n_truth = {"cut": 0, "gradual": 0}
     fp = {"cut": 0, "gradual": 0}
     for truth, pred in zip(truths, preds, strict=True):
-        used: set[int] = set()
         for t in truth:
             n_truth[t.kind] += 1
-        for kind, a, b in pred:
-            match = None
-            for i, t in enumerate(truth):
-                if i not in used and matches(t, a, b):
-                    match = i
-                    break
+        for (kind, a, b), match in zip(pred, assign(truth, pred), strict=True):
             if match is None:
                 fp[kind] += 1
             else:
-                used.add(match)
                 t = truth[match]
                 tp[t.kind] += 1
                 if kind == t.kind == "gradual":
@@ -189,19 +195,13 @@ def charge(
 ) -> tuple[list[tuple[str, str]], dict[str, list[bool]]]:
     """The false transitions of one video, each with what caused it (the in-shot event it
     touches, or "shot content"), and for each join kind whether each truth was found."""
-    used: set[int] = set()
+    matched = assign(labelled.truth, preds)
+    used = {i for i in matched if i is not None}
     false: list[tuple[str, str]] = []
-    for kind, a, b in preds:
-        match = None
-        for i, t in enumerate(labelled.truth):
-            if i not in used and matches(t, a, b):
-                match = i
-                break
-        if match is not None:
-            used.add(match)
-            continue
-        causes = [e.kind for e in labelled.events if a <= e.end + 3 and b >= e.start - 3]
-        false.append((kind, causes[0] if causes else "shot content"))
+    for (kind, a, b), match in zip(preds, matched, strict=True):
+        if match is None:
+            causes = [e.kind for e in labelled.events if a <= e.end + 3 and b >= e.start - 3]
+            false.append((kind, causes[0] if causes else "shot content"))
     found: dict[str, list[bool]] = {}
     for i, join in enumerate(labelled.joins):
         found.setdefault(join, []).append(i in used)

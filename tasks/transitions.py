@@ -7,7 +7,7 @@ picture from before the jump comes back within `flash_s`, half a second), and br
 new picture: the change survives a blur (a new shot changes the broad picture; motion in
 whole-pixel steps, scrolling text, noise and a breathing vignette change fine detail),
 and the frames either side do not correlate like one picture in other light (a light
-switched on, an exposure step, a translucent flash longer than `flash_s`).
+switched on, an exposure step, a thin translucent flash longer than `flash_s`).
 
 Gradual transitions (dissolves, fades through black or white, wipes): `tasks.gradual`'s
 network marks the frames that mix two shots, from features of the same tiny frames; a
