@@ -6,8 +6,9 @@ the bar), is one frame of change rather than several (a fast fade), is not a fla
 picture from before the jump comes back within `flash_s`, half a second), and brings a
 new picture: the change survives a blur (a new shot changes the broad picture; motion in
 whole-pixel steps, scrolling text, noise and a breathing vignette change fine detail),
-and the frames either side do not correlate like one picture in other light (a light
-switched on, an exposure step, a thin translucent flash longer than `flash_s`).
+and the frame after is not the frame before in other light: no one curve per channel
+maps one to the other (a light switched on, an exposure step that clips, a luma curve, a
+translucent flash longer than `flash_s`).
 
 Gradual transitions (dissolves, fades through black or white, wipes): `tasks.gradual`'s
 network marks the frames that mix two shots, from features of the same tiny frames; a
@@ -44,7 +45,7 @@ class TransitionConfig:
     window_s: float = 1.0  # neighbourhood half-width
     flash_s: float = 0.5  # a change that reverts within this long is a flash
     cut_coarse: float = 0.3  # share of a cut's change left after a 5x5 blur, at least
-    cut_correlation: float = 0.93  # frames either side correlating more: one picture, relit
+    cut_relit: float = 0.86  # a monotone map of one side explaining more of the other: relit
     gradual_on: float = 0.5  # network probability that starts a gradual transition
     gradual_off: float = 0.3  # ... and that keeps one going (hysteresis)
     gradual_min_s: float = 0.2  # shorter marked runs are noise
@@ -60,7 +61,7 @@ class CutEvidence(NamedTuple):
 
     revert: float  # least change from a frame before the jump to one after (a flash returns)
     coarse: float  # share of the change a 5x5 blur leaves: a new shot changes the broad picture
-    correlation: float  # of the frames either side: a picture relit correlates with itself
+    relit: float  # how well one side is the other in other light (a monotone map per channel)
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ class FrameMeter:
                 x, y = held[after - self._first], held[before - self._first]
                 revert = float(_mean_abs(y[:, None] - x[None, :])[pairs].min())
             coarse = _mean_abs(box_sum(b - a, 5)) / 25.0 / max(float(change[k]), 1e-9)
-            self.evidence[i] = CutEvidence(revert, float(coarse), colour_correlation(a, b))
+            self.evidence[i] = CutEvidence(revert, float(coarse), relit_share(a, b))
 
 
 def box_sum(x: np.ndarray, k: int) -> np.ndarray:
@@ -197,18 +198,56 @@ def box_sum(x: np.ndarray, k: int) -> np.ndarray:
     return c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
 
 
-def colour_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Correlation of two frames' pixels, each channel about its own mean, pooled: a light
-    or exposure step keeps every channel's picture; a cut between colour variants of one
-    layout (test cards in two hues) does not. 0 when either frame is flat (a plain card
-    has no picture to keep)."""
-    x = a.reshape(-1, 3).astype(np.float64)
-    y = b.reshape(-1, 3).astype(np.float64)
-    x -= x.mean(axis=0)
-    y -= y.mean(axis=0)
-    sx, sy = float(np.sqrt(np.vdot(x, x))), float(np.sqrt(np.vdot(y, y)))
-    flat = 2.0 * np.sqrt(x.size)  # a spread under 2 levels
-    return float(np.vdot(x, y) / (sx * sy)) if min(sx, sy) > flat else 0.0
+def relit_share(a: np.ndarray, b: np.ndarray) -> float:
+    """How much of one frame's picture a non-decreasing map of the other's values, one per
+    channel, explains (the better of the two directions; pooled over channels, 0..1).
+
+    A light switched on, an exposure step, a luma curve or a translucent fill maps every
+    value through one curve per channel, clipping included (many values to 255: a map
+    from the old frame, not back); a new shot is no such map, nor is a cut between hues of
+    one layout (a red bar turning green raises one channel where another falls). It does
+    what a correlation does for a linear light change and keeps holding when the light
+    clips. 0 when either frame is flat (a plain card has no picture to keep)."""
+    best = 0.0
+    for x, y in ((a, b), (b, a)):
+        left = total = 0.0
+        for c in range(x.shape[2]):
+            r, t = _monotone_fit(x[..., c].ravel(), y[..., c].ravel())
+            left, total = left + r, total + t
+        if total <= 4.0 * y.size:  # a spread under 2 levels: flat
+            return 0.0
+        best = max(best, 1.0 - left / total)
+    return best
+
+
+def _monotone_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The residual and total sums of squares of 8-bit y about the best non-decreasing
+    function of 8-bit x (isotonic regression on the 256 values' means), from bin sums."""
+    count = np.bincount(x, minlength=256).astype(np.float64)
+    sums = np.bincount(x, y.astype(np.float64), minlength=256)
+    seen = count > 0
+    fit = _pool_adjacent_violators(sums[seen] / count[seen], count[seen])
+    y2 = float(np.dot(y.astype(np.float64), y))
+    left = y2 - float(np.sum(2.0 * fit * sums[seen] - count[seen] * fit * fit))
+    total = y2 - float(y.sum(dtype=np.float64)) ** 2 / y.size
+    return max(left, 0.0), total
+
+
+def _pool_adjacent_violators(means: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The weighted non-decreasing sequence closest to `means` (at most 256 of them)."""
+    vals: list[float] = []
+    ws: list[float] = []
+    sizes: list[int] = []
+    for m, w in zip(means.tolist(), weights.tolist(), strict=True):
+        vals.append(m)
+        ws.append(w)
+        sizes.append(1)
+        while len(vals) > 1 and vals[-2] > vals[-1]:
+            w2 = ws[-2] + ws[-1]
+            vals[-2] = (vals[-2] * ws[-2] + vals[-1] * ws[-1]) / w2
+            ws[-2], sizes[-2] = w2, sizes[-2] + sizes[-1]
+            del vals[-1], ws[-1], sizes[-1]
+    return np.repeat(vals, sizes)
 
 
 def _mean_abs(diff: np.ndarray) -> np.ndarray:
@@ -231,7 +270,7 @@ def find_cuts(m: Measurements, cfg: TransitionConfig) -> list[int]:
         base = usual_change(around, cfg.repeat_change)
         near = [broad(m, j) for j in (i - 1, i + 1) if 0 < j < len(d)]
         isolated = not near or broad(m, i) >= cfg.cut_isolation * max(near)
-        new_picture = e.coarse >= cfg.cut_coarse and e.correlation < cfg.cut_correlation
+        new_picture = e.coarse >= cfg.cut_coarse and e.relit < cfg.cut_relit
         if d[i] >= cfg.cut_ratio * base and isolated and e.revert >= 0.5 * d[i] and new_picture:
             cuts.append(i)
     return cuts
@@ -279,27 +318,47 @@ def gradual_runs(
 
 
 def resolve(
-    cuts: list[int], runs: list[tuple[int, int, float]], m: Measurements
+    cuts: list[int], runs: list[tuple[int, int, float]], m: Measurements, cfg: TransitionConfig
 ) -> list[Transition]:
     """Cuts and gradual runs as transitions, in order.
 
     A marked run touching a cut is the cut's echo in the network's context, unless it
     goes on both sides of it: then the "cut" was the steep part of a transition (a fade
-    through white can jump most of the way in one frame).
+    through white can jump most of the way in one frame). Not when the cut `towers` over
+    a run that goes on only a little past it: that is a cut at the edge of a marked
+    in-shot change (a vignette breathing up to the cut, a hue drift) or of a transition
+    next to it; the few frames across the cut are its echo, the long side stays marked.
     """
     kept = []
     for c in cuts:
         touching = [g for g in runs if g[0] - 1 <= c <= g[1] + 1]
         runs = [g for g in runs if g not in touching]
-        if touching and min(g[0] for g in touching) < c - 1 and max(g[1] for g in touching) > c:
-            score = float(np.mean([g[2] for g in touching]))
-            runs.append((min(g[0] for g in touching), max(g[1] for g in touching), score))
-        else:
+        if not touching:
             kept.append(c)
+            continue
+        a, b = min(g[0] for g in touching), max(g[1] for g in touching)
+        score = float(np.mean([g[2] for g in touching]))
+        if a < c - 1 and b > c and not towers(c, a, b, m, cfg):
+            runs.append((a, b, score))  # the steep part of a gradual transition
+            continue
+        kept.append(c)
+        if a < c - 1 and b > c:  # the short side is the echo; the long side goes on
+            longer = (a, c - 1) if c - a > b - c else (c + 1, b)
+            runs.append((*longer, score))
     t, d = m.times, m.change
     out = [Transition("cut", c, c, t[c], t[c], round(d[c], 4)) for c in kept]
     out += [Transition("gradual", a, b, t[a], t[b], round(p, 4)) for a, b, p in runs]
     return sorted(out, key=lambda x: x.start_frame)
+
+
+def towers(c: int, a: int, b: int, m: Measurements, cfg: TransitionConfig) -> bool:
+    """Whether cut c, inside the marked run a..b, is a cut at the edge of a marked in-shot
+    change rather than the steep part of a transition: the run goes on for less than a
+    gradual transition's shortest length on one side and the cut's change is `cut_ratio`
+    times every other frame's in it."""
+    if min(c - a, b - c) >= max(2, round(cfg.gradual_min_s * m.fps)):
+        return False
+    return m.change[c] >= cfg.cut_ratio * max(m.change[j] for j in range(a, b + 1) if j != c)
 
 
 def find_transitions(
@@ -307,7 +366,7 @@ def find_transitions(
 ) -> list[Transition]:
     cuts = find_cuts(m, cfg)
     probs = gradual.gradual_probability(m.features, network_starts(cuts, m.stride), model)
-    return resolve(cuts, gradual_runs(probs, m, cfg), m)
+    return resolve(cuts, gradual_runs(probs, m, cfg), m, cfg)
 
 
 def marked_runs(probs: np.ndarray, on: float, off: float) -> list[tuple[int, int]]:

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from tasks import gradual
-from tasks.transitions import Measurements, gradual_runs, marked_runs, merge_runs, resolve
+from tasks.transitions import (
+    Measurements,
+    TransitionConfig,
+    gradual_runs,
+    marked_runs,
+    merge_runs,
+    resolve,
+)
 
 
 def frames(n: int, seed: int = 0) -> np.ndarray:
@@ -104,13 +111,28 @@ def measurements(n: int, fps: float = 25.0) -> Measurements:
 
 def test_a_cut_inside_a_marked_run_is_the_steep_part_of_a_gradual_transition() -> None:
     m = measurements(200)
-    [t] = resolve([103], [(100, 120, 0.9)], m)  # a fade through white that jumps at 103
+    [t] = resolve([103], [(100, 120, 0.9)], m, TransitionConfig())  # a fade that jumps at 103
     assert (t.kind, t.start_frame, t.end_frame) == ("gradual", 100, 120)
+
+
+def test_a_cut_at_the_edge_of_a_marked_change_stays_a_cut() -> None:
+    """A vignette breathing for 12 s up to a cut is marked to 0.12 s past it: the cut
+    towers over the run's changes, so it is a cut and the run before it stays marked."""
+    m = measurements(400)
+    m.change[300] = 0.3  # everything else changes 0.01 a frame
+    found = resolve([300], [(0, 303, 0.8)], m, TransitionConfig())
+    assert [(t.kind, t.start_frame, t.end_frame) for t in found] == [
+        ("gradual", 0, 299),
+        ("cut", 300, 300),
+    ]
+    m.change[302] = 0.1  # a transition steep at its start is still one transition
+    [t] = resolve([300], [(297, 320, 0.8)], m, TransitionConfig())
+    assert (t.kind, t.start_frame, t.end_frame) == ("gradual", 297, 320)
 
 
 def test_a_marked_run_at_one_side_of_a_cut_is_its_echo() -> None:
     m = measurements(200)
-    found = resolve([100, 150], [(95, 100, 0.7), (150, 156, 0.6)], m)
+    found = resolve([100, 150], [(95, 100, 0.7), (150, 156, 0.6)], m, TransitionConfig())
     assert [(t.kind, t.start_frame) for t in found] == [("cut", 100), ("cut", 150)]
 
 

@@ -96,6 +96,14 @@ NOT_TRANSITIONS = {
         "testsrc2=s=160x90:r=25,lutyuv=y='clip(val*1.4\\,16\\,235)':enable='gte(t\\,2)'",
         4,
     ),
+    # A drifting gradient 1.2 stops brighter from 2 s on: half the picture clips to white,
+    # so the frames either side no longer correlate (0.64) yet one curve per channel still
+    # maps the old frame to the new.
+    "exposure step that clips": (
+        "gradients=s=160x90:r=25:speed=0.02,format=gbrpf32,"
+        "exposure=exposure=1.2:enable='gte(t\\,2)',format=yuv420p",
+        4,
+    ),
 }
 
 
