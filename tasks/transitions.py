@@ -338,13 +338,14 @@ def resolve(
             continue
         a, b = min(g[0] for g in touching), max(g[1] for g in touching)
         score = float(np.mean([g[2] for g in touching]))
-        if a < c - 1 and b > c and not towers(c, a, b, m, cfg):
+        across = a < c - 1 and b > c
+        if across and not towers(c, a, b, m, cfg):
             runs.append((a, b, score))  # the steep part of a gradual transition
             continue
         kept.append(c)
-        if a < c - 1 and b > c:  # the short side is the echo; the long side goes on
-            longer = (a, c - 1) if c - a > b - c else (c + 1, b)
-            runs.append((*longer, score))
+        longer = (a, c - 1) if c - a > b - c else (c + 1, b)
+        if across and longer[1] - longer[0] + 1 >= shortest_run(m, cfg):
+            runs.append((*longer, score))  # the short side was the echo
     t, d = m.times, m.change
     out = [Transition("cut", c, c, t[c], t[c], round(d[c], 4)) for c in kept]
     out += [Transition("gradual", a, b, t[a], t[b], round(p, 4)) for a, b, p in runs]
@@ -356,9 +357,14 @@ def towers(c: int, a: int, b: int, m: Measurements, cfg: TransitionConfig) -> bo
     change rather than the steep part of a transition: the run goes on for less than a
     gradual transition's shortest length on one side and the cut's change is `cut_ratio`
     times every other frame's in it."""
-    if min(c - a, b - c) >= max(2, round(cfg.gradual_min_s * m.fps)):
+    if min(c - a, b - c) >= shortest_run(m, cfg):
         return False
     return m.change[c] >= cfg.cut_ratio * max(m.change[j] for j in range(a, b + 1) if j != c)
+
+
+def shortest_run(m: Measurements, cfg: TransitionConfig) -> int:
+    """`gradual_min_s` in video frames."""
+    return max(2, round(cfg.gradual_min_s * m.fps))
 
 
 def find_transitions(

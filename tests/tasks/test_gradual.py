@@ -125,6 +125,8 @@ def test_a_cut_at_the_edge_of_a_marked_change_stays_a_cut() -> None:
         ("gradual", 0, 299),
         ("cut", 300, 300),
     ]
+    [t] = resolve([300], [(297, 302, 0.8)], m, TransitionConfig())  # echoes on both sides
+    assert (t.kind, t.start_frame) == ("cut", 300)
     m.change[302] = 0.1  # a transition steep at its start is still one transition
     [t] = resolve([300], [(297, 320, 0.8)], m, TransitionConfig())
     assert (t.kind, t.start_frame, t.end_frame) == ("gradual", 297, 320)
