@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from storage.types import ProbeInfo, Rejection, RejectReason, ShotAnalysis, Transition
-from tasks import gradual, media
+from tasks import gradual, media, run_check
 
 STAGE = "transitions"
 BATCH = 64  # frames measured together (numpy work per batch, not per frame)
@@ -51,6 +51,7 @@ class TransitionConfig:
     gradual_min_s: float = 0.2  # shorter marked runs are noise
     gradual_min_score: float = 0.65  # ... and so are runs the network is this unsure of
     gradual_merge_s: float = 0.12  # runs this close are one transition
+    gradual_run_check: float = 0.5  # tasks.run_check's least probability for a run (0: off)
     fast_decode: bool = True  # skip deblocking on B-frames only (media.input_args)
     hwaccel: str | None = None  # e.g. "cuda": decode on the GPU (tasks/media.HWACCELS)
     timeout_s: float = 600.0
@@ -300,9 +301,13 @@ def network_starts(cuts: list[int], stride: int) -> list[int]:
 
 
 def gradual_runs(
-    probs: np.ndarray, m: Measurements, cfg: TransitionConfig
+    probs: np.ndarray,
+    m: Measurements,
+    cfg: TransitionConfig,
+    check: run_check.RunCheck | None = None,
 ) -> list[tuple[int, int, float]]:
-    """Runs of frames the network marks: (first frame, last frame, mean probability)."""
+    """Runs of frames the network marks that pass the check on the run as a whole:
+    (first frame, last frame, mean probability)."""
     s, rate = m.stride, m.fps / m.stride
     runs = merge_runs(
         marked_runs(probs, cfg.gradual_on, cfg.gradual_off),
@@ -310,11 +315,12 @@ def gradual_runs(
     )
     last, shortest = len(m.times) - 1, max(2, round(cfg.gradual_min_s * rate))
     scored = [(a, b, float(probs[a : b + 1].mean())) for a, b in runs]
-    return [
-        (a * s, min(last, b * s + s - 1), p)
-        for a, b, p in scored
-        if b - a + 1 >= shortest and p >= cfg.gradual_min_score
-    ]
+    kept = [(a, b, p) for a, b, p in scored if b - a + 1 >= shortest and p >= cfg.gradual_min_score]
+    if kept and cfg.gradual_run_check > 0:
+        rows = np.stack([run_check.run_features(m.features, probs, a, b, rate) for a, b, _ in kept])
+        passed = (check or run_check.load_check()).probability(rows) >= cfg.gradual_run_check
+        kept = [g for g, ok in zip(kept, passed, strict=True) if ok]
+    return [(a * s, min(last, b * s + s - 1), p) for a, b, p in kept]
 
 
 def resolve(

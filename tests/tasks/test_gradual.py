@@ -145,7 +145,8 @@ def test_runs_shorter_than_the_minimum_are_noise() -> None:
     probs = np.zeros(100)
     probs[10:13] = 0.9  # 0.12 s
     probs[40:60] = 0.9
-    assert gradual_runs(probs, m, TransitionConfig()) == [(40, 59, pytest.approx(0.9))]
+    unchecked = TransitionConfig(gradual_run_check=0)  # the run check: tests below
+    assert gradual_runs(probs, m, unchecked) == [(40, 59, pytest.approx(0.9))]
 
 
 def test_runs_the_network_is_unsure_of_are_noise() -> None:
@@ -155,4 +156,5 @@ def test_runs_the_network_is_unsure_of_are_noise() -> None:
     probs = np.zeros(100)
     probs[10:30] = [0.9, *[0.5] * 19]  # reaches the start threshold once, then wavers
     probs[60:80] = 0.8
-    assert gradual_runs(probs, m, TransitionConfig()) == [(60, 79, pytest.approx(0.8))]
+    unchecked = TransitionConfig(gradual_run_check=0)
+    assert gradual_runs(probs, m, unchecked) == [(60, 79, pytest.approx(0.8))]

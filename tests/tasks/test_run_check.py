@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tasks import gradual, run_check
+from tasks.transitions import Measurements, TransitionConfig, gradual_runs
+
+
+def test_the_check_learns_which_runs_are_transitions_and_survives_a_save(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(400, run_check.N_RUN_FEATURES))
+    labels = (rows[:, 0] + 0.5 * rows[:, 5] > 0).astype(np.float64)  # two features decide
+    check = run_check.fit(rows, labels)
+    check.save(tmp_path / "check.npz")
+    loaded = run_check.RunCheck.load(tmp_path / "check.npz")
+    fresh = rng.normal(size=(200, run_check.N_RUN_FEATURES))
+    truth = fresh[:, 0] + 0.5 * fresh[:, 5] > 0
+    assert ((loaded.probability(fresh) >= 0.5) == truth).mean() > 0.9
+    assert np.allclose(loaded.probability(fresh), check.probability(fresh))
+
+
+def test_the_shipped_check_reads_runs_of_the_networks_features() -> None:
+    features = np.random.default_rng(0).uniform(0, 0.2, size=(300, gradual.N_FEATURES))
+    probs = np.zeros(300)
+    probs[100:130] = 0.9
+    row = run_check.run_features(features, probs, 100, 129, 30.0)
+    assert row.shape == (run_check.N_RUN_FEATURES,) and np.isfinite(row).all()
+    p = run_check.load_check().probability(row[None])
+    assert p.shape == (1,) and 0.0 <= p[0] <= 1.0
+
+
+def test_marked_runs_the_check_rejects_are_dropped() -> None:
+    """A check that believes only long runs: the short marked run goes, the long stays."""
+    n, fps = 300, 30.0
+    m = Measurements(
+        fps,
+        1,
+        [i / fps for i in range(n)],
+        [0.01] * n,
+        [(0.0, 0.0)] * n,
+        {},
+        np.full((n, gradual.N_FEATURES), 0.05),
+    )
+    probs = np.zeros(n)
+    probs[20:30] = 0.9  # 0.33 s
+    probs[100:160] = 0.9  # 2 s
+    weights = np.zeros(run_check.N_RUN_FEATURES)
+    weights[0] = 10.0  # the log of the run's length in seconds
+    zeros, ones = np.zeros_like(weights), np.ones_like(weights)
+    only_long = run_check.RunCheck(zeros, ones, weights, bias=0.0)  # 0.5 at one second
+    runs = gradual_runs(probs, m, TransitionConfig(), check=only_long)
+    assert [(a, b) for a, b, _ in runs] == [(100, 159)]
+    unchecked = gradual_runs(probs, m, TransitionConfig(gradual_run_check=0), check=only_long)
+    assert [(a, b) for a, b, _ in unchecked] == [(20, 29), (100, 159)]
