@@ -3,8 +3,9 @@
     .venv/bin/python -m benchmarks.train_run_check [--train-seeds 622-699]
 
 Its training data are the training generator's videos with in-shot events that the
-shipped network did not learn from (seeds 622-699; the network learnt on 500-621), made
-and measured by `benchmarks/train_gradual.py` in the same folders. Every run the network
+shipped network did not learn from (the network learnt on seeds 500-621 before in-shot
+events were added), made and measured as `benchmarks/train_gradual.py` does, in its
+folders (either script makes what the other has not). Every run the network
 marks there (with the check off) is one example: a transition when it finds a true
 gradual transition (the benchmark's matching), else noise. The check is scored on the
 event videos 700-711 and the benchmark generator's validation videos 100-119, with and
@@ -23,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.synthetic import Truth
-from benchmarks.train_gradual import load_measurements, measure, seeds
+from benchmarks.synthetic import Truth, benchmark_video, training_video
+from benchmarks.train_gradual import load_measurements, make_set, measure, seeds
 from benchmarks.transitions import assign, score
 from tasks import gradual, run_check
 from tasks.transitions import (
@@ -40,6 +41,7 @@ UNCHECKED = TransitionConfig(gradual_run_check=0.0)
 
 
 def load_folder(folder: Path, pool: ProcessPoolExecutor) -> list[tuple[Measurements, list[Truth]]]:
+    """A set's videos with their measurements (made once, cached beside each video)."""
     truths = [[Truth(**t) for t in ts] for ts in json.loads((folder / "truth.json").read_text())]
     videos = [folder / f"v{i:02d}.mp4" for i in range(len(truths))]
     return [
@@ -80,17 +82,16 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
-        train = [
-            it for s in seeds(args.train_seeds) for it in load_folder(args.work / f"train{s}", pool)
-        ]
-        checks = {
-            "with in-shot events (700-711)": [
-                it for s in seeds("700-711") for it in load_folder(args.work / f"eval{s}", pool)
-            ],
-            "benchmark generator (100-119)": [
-                it for s in seeds("100-119") for it in load_folder(args.work / f"val{s}", pool)
-            ],
-        }
+        jobs = [(args.work / f"train{s}", s, 8, training_video) for s in seeds(args.train_seeds)]
+        jobs += [(args.work / f"eval{s}", s, 8, training_video) for s in seeds("700-711")]
+        jobs += [(args.work / f"val{s}", s, 16, benchmark_video) for s in seeds("100-119")]
+        folders = list(pool.map(make_set, *zip(*jobs, strict=True)))  # made once, as there
+        sets = {f.name: load_folder(f, pool) for f in folders}
+    train = [it for s in seeds(args.train_seeds) for it in sets[f"train{s}"]]
+    checks = {
+        "with in-shot events (700-711)": [it for s in seeds("700-711") for it in sets[f"eval{s}"]],
+        "benchmark generator (100-119)": [it for s in seeds("100-119") for it in sets[f"val{s}"]],
+    }
     rows, labels = [], []
     for m, truth in train:
         r, y = examples(m, truth)

@@ -12,7 +12,8 @@ translucent flash longer than `flash_s`).
 
 Gradual transitions (dissolves, fades through black or white, wipes): `tasks.gradual`'s
 network marks the frames that mix two shots, from features of the same tiny frames; a
-run of marked frames is one transition with its full frame range. Cuts are found first
+run of marked frames that a second look at the run as a whole accepts (`tasks.run_check`)
+is one transition with its full frame range. Cuts are found first
 and split the video into stretches: each stretch's motion is its own baseline.
 
 `FrameMeter` takes frames as they decode, in batches, and keeps only the last few, so
