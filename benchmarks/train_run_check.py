@@ -27,14 +27,15 @@ import numpy as np
 from benchmarks.synthetic import Truth, benchmark_video, training_video
 from benchmarks.train_gradual import load_measurements, make_set, measure, seeds
 from benchmarks.transitions import assign, score
-from tasks import gradual, run_check
+from tasks import run_check
 from tasks.transitions import (
     Measurements,
     TransitionConfig,
-    find_cuts,
+    cuts_and_gradual_probability,
     find_transitions,
-    gradual_runs,
-    network_starts,
+    in_video_frames,
+    marked_gradual,
+    run_rows,
 )
 
 UNCHECKED = TransitionConfig(gradual_run_check=0.0)
@@ -49,18 +50,16 @@ def load_folder(folder: Path, pool: ProcessPoolExecutor) -> list[tuple[Measureme
     ]
 
 
-def examples(m: Measurements, truth: list[Truth]) -> tuple[list[np.ndarray], list[int]]:
-    """Each run the network marks (check off), its features and whether it is a transition."""
-    probs = gradual.gradual_probability(
-        m.features, network_starts(find_cuts(m, UNCHECKED), m.stride)
-    )
-    runs = gradual_runs(probs, m, UNCHECKED)
-    rate, s = m.fps / m.stride, m.stride
-    rows = [run_check.run_features(m.features, probs, a // s, b // s, rate) for a, b, _ in runs]
-    found = assign(
-        [t for t in truth if t.kind == "gradual"], [("gradual", a, b) for a, b, _ in runs]
-    )
-    return rows, [int(f is not None) for f in found]
+def examples(m: Measurements, truth: list[Truth]) -> tuple[np.ndarray, list[int]]:
+    """Each run the network marks (before the check, as the pipeline sees it), its
+    features and whether it is a transition (finds a true gradual one)."""
+    _, probs = cuts_and_gradual_probability(m, UNCHECKED)
+    runs = marked_gradual(probs, m, UNCHECKED)
+    if not runs:
+        return np.zeros((0, run_check.N_RUN_FEATURES)), []
+    frames = [("gradual", a, b) for a, b, _ in in_video_frames(runs, m)]
+    found = assign([t for t in truth if t.kind == "gradual"], frames)
+    return run_rows(probs, m, runs), [int(f is not None) for f in found]
 
 
 def evaluate(items: list[tuple[Measurements, list[Truth]]], cfg: TransitionConfig) -> dict:
@@ -95,9 +94,9 @@ def main() -> None:
     rows, labels = [], []
     for m, truth in train:
         r, y = examples(m, truth)
-        rows += r
+        rows.append(r)
         labels += y
-    x, y = np.stack(rows), np.asarray(labels, dtype=np.float64)
+    x, y = np.concatenate(rows), np.asarray(labels, dtype=np.float64)
     print(f"{len(train)} videos, {len(y)} marked runs, {int(len(y) - y.sum())} not transitions")
     check = run_check.fit(x, y, args.l2)
     check.save(run_check.WEIGHTS)

@@ -9,6 +9,9 @@ the picture after the run is from the one before it (a transition brings a new o
 vignette breathes back). A logistic model weighs these; it is trained on the training
 generator's videos with in-shot events that the network never saw
 (`benchmarks/train_run_check.py`) and ships in `tasks/models/gradual_run_check.npz`.
+It learnt to correct the network's usual mistakes, so it leans on the network's own
+scores: it is no judge of a run the network would not mark (a steady stretch given a
+high score passes).
 """
 
 from __future__ import annotations
@@ -37,13 +40,12 @@ def run_features(
     inside = features[a : b + 1]
     context = np.r_[max(0, a - r) : a, b + 1 : min(n, b + 1 + r)]
     around = features[context] if len(context) else inside
-    changes = range(_BRIGHTNESS)  # pixel and histogram change per lag, unexplained change
     row = [
         np.log((b - a + 1) / rate),
         float(probs[a : b + 1].mean()),
         float(probs[a : b + 1].max()),
     ]
-    for j in changes:
+    for j in range(_BRIGHTNESS):  # pixel and histogram change per lag, unexplained change
         level = inside[:, j].mean()
         row += [np.log((level + _EPS) / (np.median(around[:, j]) + _EPS)), np.log(level + _EPS)]
     before = features[max(0, a - 3) : a] if a > 0 else features[:1]
@@ -87,8 +89,7 @@ class RunCheck:
 
     def probability(self, rows: np.ndarray) -> np.ndarray:
         """(n, N_RUN_FEATURES) -> (n,): how likely each run is a transition."""
-        z = ((rows - self.mean) / self.scale) @ self.weights + self.bias
-        return 1.0 / (1.0 + np.exp(-z))
+        return _sigmoid(((rows - self.mean) / self.scale) @ self.weights + self.bias)
 
 
 def fit(rows: np.ndarray, labels: np.ndarray, l2: float = 10.0, steps: int = 50) -> RunCheck:
@@ -99,7 +100,7 @@ def fit(rows: np.ndarray, labels: np.ndarray, l2: float = 10.0, steps: int = 50)
     penalty = np.full(x.shape[1], l2)
     penalty[-1] = 0.0
     for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-(x @ w)))
+        p = _sigmoid(x @ w)
         grad = x.T @ (p - labels) + penalty * w
         hess = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty) + 1e-9 * np.eye(len(w))
         step = np.linalg.solve(hess, grad)
@@ -107,6 +108,10 @@ def fit(rows: np.ndarray, labels: np.ndarray, l2: float = 10.0, steps: int = 50)
         if np.abs(step).max() < 1e-8:
             break
     return RunCheck(mean, scale, w[:-1], float(w[-1]))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 @lru_cache(maxsize=1)

@@ -309,19 +309,40 @@ def gradual_runs(
 ) -> list[tuple[int, int, float]]:
     """Runs of frames the network marks that pass the check on the run as a whole:
     (first frame, last frame, mean probability)."""
-    s, rate = m.stride, m.fps / m.stride
+    runs = marked_gradual(probs, m, cfg)
+    if runs and cfg.gradual_run_check > 0:
+        judged = (check or run_check.load_check()).probability(run_rows(probs, m, runs))
+        runs = [g for g, p in zip(runs, judged, strict=True) if p >= cfg.gradual_run_check]
+    return in_video_frames(runs, m)
+
+
+def in_video_frames(
+    runs: list[tuple[int, int, float]], m: Measurements
+) -> list[tuple[int, int, float]]:
+    """Runs in network frames as inclusive ranges of video frames."""
+    s, last = m.stride, len(m.times) - 1
+    return [(a * s, min(last, b * s + s - 1), p) for a, b, p in runs]
+
+
+def marked_gradual(
+    probs: np.ndarray, m: Measurements, cfg: TransitionConfig
+) -> list[tuple[int, int, float]]:
+    """The runs the network marks, long and sure enough, before the run check: (first,
+    last network frame, mean probability). The check's training reads the same runs."""
+    rate = m.fps / m.stride
     runs = merge_runs(
         marked_runs(probs, cfg.gradual_on, cfg.gradual_off),
         max(1, round(cfg.gradual_merge_s * rate)),
     )
-    last, shortest = len(m.times) - 1, max(2, round(cfg.gradual_min_s * rate))
+    shortest = max(2, round(cfg.gradual_min_s * rate))
     scored = [(a, b, float(probs[a : b + 1].mean())) for a, b in runs]
-    kept = [(a, b, p) for a, b, p in scored if b - a + 1 >= shortest and p >= cfg.gradual_min_score]
-    if kept and cfg.gradual_run_check > 0:
-        rows = np.stack([run_check.run_features(m.features, probs, a, b, rate) for a, b, _ in kept])
-        passed = (check or run_check.load_check()).probability(rows) >= cfg.gradual_run_check
-        kept = [g for g, ok in zip(kept, passed, strict=True) if ok]
-    return [(a * s, min(last, b * s + s - 1), p) for a, b, p in kept]
+    return [(a, b, p) for a, b, p in scored if b - a + 1 >= shortest and p >= cfg.gradual_min_score]
+
+
+def run_rows(probs: np.ndarray, m: Measurements, runs: list[tuple[int, int, float]]) -> np.ndarray:
+    """`run_check.run_features` of each run in network frames, a row each."""
+    rate = m.fps / m.stride
+    return np.stack([run_check.run_features(m.features, probs, a, b, rate) for a, b, _ in runs])
 
 
 def resolve(
@@ -377,9 +398,16 @@ def shortest_run(m: Measurements, cfg: TransitionConfig) -> int:
 def find_transitions(
     m: Measurements, cfg: TransitionConfig, model: gradual.TCN | None = None
 ) -> list[Transition]:
-    cuts = find_cuts(m, cfg)
-    probs = gradual.gradual_probability(m.features, network_starts(cuts, m.stride), model)
+    cuts, probs = cuts_and_gradual_probability(m, cfg, model)
     return resolve(cuts, gradual_runs(probs, m, cfg), m, cfg)
+
+
+def cuts_and_gradual_probability(
+    m: Measurements, cfg: TransitionConfig, model: gradual.TCN | None = None
+) -> tuple[list[int], np.ndarray]:
+    """The cuts, and the network's per-frame gradual probability with them as shot starts."""
+    cuts = find_cuts(m, cfg)
+    return cuts, gradual.gradual_probability(m.features, network_starts(cuts, m.stride), model)
 
 
 def marked_runs(probs: np.ndarray, on: float, off: float) -> list[tuple[int, int]]:

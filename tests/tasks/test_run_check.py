@@ -1,11 +1,20 @@
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
 
+from storage.types import ProbeInfo
 from tasks import gradual, run_check
-from tasks.transitions import Measurements, TransitionConfig, gradual_runs
+from tasks.probe import ProbeConfig, probe_video
+from tasks.transitions import (
+    Measurements,
+    TransitionConfig,
+    find_transitions,
+    gradual_runs,
+    measure_video,
+)
 
 
 def test_the_check_learns_which_runs_are_transitions_and_survives_a_save(tmp_path: Path) -> None:
@@ -21,14 +30,26 @@ def test_the_check_learns_which_runs_are_transitions_and_survives_a_save(tmp_pat
     assert np.allclose(loaded.probability(fresh), check.probability(fresh))
 
 
-def test_the_shipped_check_reads_runs_of_the_networks_features() -> None:
-    features = np.random.default_rng(0).uniform(0, 0.2, size=(300, gradual.N_FEATURES))
-    probs = np.zeros(300)
-    probs[100:130] = 0.9
-    row = run_check.run_features(features, probs, 100, 129, 30.0)
-    assert row.shape == (run_check.N_RUN_FEATURES,) and np.isfinite(row).all()
-    p = run_check.load_check().probability(row[None])
-    assert p.shape == (1,) and 0.0 <= p[0] <= 1.0
+def test_the_shipped_check_drops_runs_the_network_marks_inside_shots(tmp_path: Path) -> None:
+    """A video of the training generator at a seed the check never trained on (829: three
+    shots joined by two cuts, with in-shot events): the network marks two runs inside the
+    shots (mean scores 0.71 and 0.65), and the check leaves only the two cuts."""
+    from benchmarks.synthetic import training_video
+
+    video = tmp_path / "v.mp4"
+    truth = training_video(video, random.Random(829))
+    assert [(t.kind, t.start) for t in truth] == [("cut", 177), ("cut", 306)]
+    probe = probe_video(video, ProbeConfig())
+    assert isinstance(probe, ProbeInfo)
+    m = measure_video(video, probe, TransitionConfig())
+    assert isinstance(m, Measurements)
+
+    def found(cfg: TransitionConfig) -> list[tuple[str, int]]:
+        return [(t.kind, t.start_frame) for t in find_transitions(m, cfg)]
+
+    unchecked = found(TransitionConfig(gradual_run_check=0))
+    assert [k for k, _ in unchecked].count("gradual") == 2
+    assert [k for k, _ in found(TransitionConfig())] == ["cut", "cut"]
 
 
 def test_marked_runs_the_check_rejects_are_dropped() -> None:
