@@ -91,6 +91,13 @@ NOT_TRANSITIONS = {
         "scale=640:360:flags=neighbor",
         4,
     ),
+    # A white fill at 80% over a moving picture for 0.8 s, longer than a flash's
+    # half second: the picture is back too late for the revert test, and flattened too
+    # far for the relit test at either end, but it is there under the fill.
+    "long translucent flash": (
+        "testsrc2=s=160x90:r=25,drawbox=c=white@0.8:t=fill:enable='between(t\\,1.5\\,2.3)'",
+        4,
+    ),
     # The same moving picture 40% brighter from 2 s on, for good: a light switched on.
     "light step": (
         "testsrc2=s=160x90:r=25,lutyuv=y='clip(val*1.4\\,16\\,235)':enable='gte(t\\,2)'",
@@ -136,6 +143,23 @@ def test_a_cut_to_a_recoloured_copy_of_the_shot_is_still_a_cut(
     )
     [t] = analyse(video).transitions
     assert (t.kind, t.start_frame) == ("cut", 50)
+
+
+def test_a_short_shot_between_two_others_keeps_both_its_cuts(tmp_path: Path) -> None:
+    """0.4 s of colour bars between two shots: as close as a long flash's two ends, but
+    each end brings a new picture."""
+    video = make_media(
+        tmp_path / "insert.mp4",
+        "testsrc2=s=160x90:r=25,trim=duration=2[a];"
+        "smptebars=s=160x90:r=25,trim=duration=0.4,setpts=PTS-STARTPTS[b];"
+        "mandelbrot=s=160x90:r=25,trim=duration=1.6,setpts=PTS-STARTPTS[c];"
+        "[a][b][c]concat=n=3:v=1:a=0[out0]",
+        4,
+    )
+    assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [
+        ("cut", 50),
+        ("cut", 60),
+    ]
 
 
 def test_steady_motion_is_not_a_transition(samples: dict) -> None:
