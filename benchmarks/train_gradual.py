@@ -38,6 +38,7 @@ from storage.types import ProbeInfo
 from tasks import gradual, media
 from tasks.probe import ProbeConfig, probe_video
 from tasks.transitions import (
+    ROWS_PER_ROW,
     CutEvidence,
     Measurements,
     TransitionConfig,
@@ -80,7 +81,7 @@ def measurement_key() -> str:
     """What the measurements depend on: the decode's arguments, frame size, the features
     and the settings that change what is measured (not those that only decide)."""
     decode = media.input_args(Path("video"), fast=CONFIG.fast_decode)[:-2]
-    measured = [CONFIG.cut_threshold, CONFIG.flash_s, gradual.N_FEATURES, MEASURES]
+    measured = [CONFIG.cut_threshold, CONFIG.flash_s, gradual.N_FEATURES, MEASURES, ROWS_PER_ROW]
     spec = json.dumps([decode, gradual.FRAME_SIZE, measured], sort_keys=True)
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
 

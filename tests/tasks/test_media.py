@@ -46,3 +46,26 @@ def test_the_fast_analysis_decode_does_not_drift_from_a_full_decode(tmp_path: Pa
     exact, fast = thumbnails(False), thumbnails(True)
     assert exact.shape == fast.shape
     assert float((np.abs(fast - exact).mean(axis=(1, 2, 3)) / 255).max()) < 0.003
+
+
+def test_reading_every_fourth_row_keeps_the_analysis_frames_and_their_change(
+    tmp_path: Path,
+) -> None:
+    # A moving test card at 1080p, which the analysis decode reads every fourth row of.
+    from tasks.transitions import row_step
+
+    video = make_media(tmp_path / "hd.mp4", "testsrc2=s=1920x1080:r=25", 2)
+    assert (row_step(1080), row_step(720), row_step(360)) == (4, 2, 1)
+
+    def thumbnails(step: int) -> np.ndarray:
+        frames = media.stream_frames(video, 48, 27, timeout_s=60, row_step=step)
+        return np.stack([f.rgb for f in frames]).astype(np.float32) / 255
+
+    every, fourth = thumbnails(1), thumbnails(4)
+    assert every.shape == fourth.shape
+    assert not np.array_equal(every, fourth)  # the rows read are not all the rows
+    assert float(np.abs(fourth - every).mean()) < 0.01
+    change = [np.abs(np.diff(x, axis=0)).mean(axis=(1, 2, 3)) for x in (every, fourth)]
+    assert float(np.median(np.abs(change[1] - change[0]) / change[0])) < 0.05
+    with pytest.raises(ValueError, match="power of two"):
+        next(media.stream_frames(video, 48, 27, timeout_s=60, row_step=3))
