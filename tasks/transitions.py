@@ -391,7 +391,7 @@ def resolve(
         a, b = min(g[0] for g in touching), max(g[1] for g in touching)
         score = float(np.mean([g[2] for g in touching]))
         across = a < c - 1 and b > c
-        if across and not towers(c, a, b, m, cfg):
+        if across and not towers(c, a, b, m, cfg, cuts):
             runs.append((a, b, score))  # the steep part of a gradual transition
             continue
         kept.append(c)
@@ -404,14 +404,17 @@ def resolve(
     return sorted(out, key=lambda x: x.start_frame)
 
 
-def towers(c: int, a: int, b: int, m: Measurements, cfg: TransitionConfig) -> bool:
+def towers(c: int, a: int, b: int, m: Measurements, cfg: TransitionConfig, cuts: list[int]) -> bool:
     """Whether cut c, inside the marked run a..b, is a cut at the edge of a marked in-shot
     change rather than the steep part of a transition: the run goes on for less than a
     gradual transition's shortest length on one side and the cut's change is `cut_ratio`
-    times every other frame's in it."""
+    times that of every frame within `window_s` of it in the run that is not a cut (a
+    long run can hold a flash further on, or reach the next cut)."""
     if min(c - a, b - c) >= shortest_run(m, cfg):
         return False
-    return m.change[c] >= cfg.cut_ratio * max(m.change[j] for j in range(a, b + 1) if j != c)
+    w = max(2, round(cfg.window_s * m.fps))
+    near = [m.change[j] for j in range(max(a, c - w), min(b, c + w) + 1) if j not in cuts]
+    return m.change[c] >= cfg.cut_ratio * max(near, default=0.0)
 
 
 def shortest_run(m: Measurements, cfg: TransitionConfig) -> int:

@@ -132,6 +132,17 @@ def test_a_cut_at_the_edge_of_a_marked_change_stays_a_cut() -> None:
     assert (t.kind, t.start_frame, t.end_frame) == ("gradual", 297, 320)
 
 
+def test_a_cut_keeps_towering_over_a_long_run_that_holds_a_flash_later() -> None:
+    """A cut, then a breathing vignette marked for 7 s up to the next cut, with a strobe 4 s
+    in: the cut stands over the frames of the second around it, not over the strobe three
+    seconds away or the next cut, so both cuts stay and the run is neither's echo."""
+    m = measurements(400)
+    m.change[20], m.change[200] = 0.22, 0.2  # the two cuts
+    m.change[120:130:3] = [0.36] * 4  # the strobe
+    found = resolve([20, 200], [(18, 200, 0.8)], m, TransitionConfig())
+    assert [(t.kind, t.start_frame) for t in found] == [("cut", 20), ("cut", 200)]
+
+
 def test_a_marked_run_at_one_side_of_a_cut_is_its_echo() -> None:
     m = measurements(200)
     found = resolve([100, 150], [(95, 100, 0.7), (150, 156, 0.6)], m, TransitionConfig())
