@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import torch  # imported where used: only training needs it
 
 CONFIG = TransitionConfig()
-MEASURES = 4  # what FrameMeter keeps per frame: raise it when that changes
+MEASURES = 5  # what FrameMeter keeps per frame: raise it when that changes
 DILATIONS = (2, 4, 8, 16)
 HIDDEN = 32
 DROPOUT = 0.1  # these three from a small sweep on the validation sets: the network
@@ -103,6 +103,7 @@ def measure(video: Path) -> Path:
         change=np.asarray(m.change),
         evidence=np.asarray([(i, *e) for i, e in sorted(m.evidence.items())]).reshape(-1, 4),
         features=m.features,
+        profiles=m.profiles,
     )
     return out
 
@@ -119,6 +120,7 @@ def load_measurements(path: Path) -> Measurements:
         [(0.0, 0.0)] * n,
         evidence,
         z["features"],
+        z["profiles"],
     )
 
 

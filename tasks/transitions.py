@@ -14,7 +14,8 @@ the picture relit are the two ends of a long flash, and neither is a cut.
 Gradual transitions (dissolves, fades through black or white, wipes): `tasks.gradual`'s
 network marks the frames that mix two shots, from features of the same tiny frames; a
 run of marked frames that a second look at the run as a whole accepts (`tasks.run_check`)
-is one transition with its full frame range. Cuts are found first
+is one transition with its full frame range, unless a whole-frame shift explains its
+frames (a whip pan, faster than the motion estimate follows). Cuts are found first
 and split the video into stretches: each stretch's motion is its own baseline.
 
 `FrameMeter` takes frames as they decode, in batches, and keeps only the last few, so
@@ -57,6 +58,7 @@ class TransitionConfig:
     gradual_min_score: float = 0.65  # ... and so are runs the network is this unsure of
     gradual_merge_s: float = 0.12  # runs this close are one transition
     gradual_run_check: float = 0.5  # tasks.run_check's least probability for a run (0: off)
+    gradual_pan: float = 0.2  # a run whose frames a shift leaves this little of (median): a pan
     fast_decode: bool = True  # skip deblocking on B-frames only (media.input_args)
     hwaccel: str | None = None  # e.g. "cuda": decode on the GPU (tasks/media.HWACCELS)
     timeout_s: float = 600.0
@@ -81,6 +83,7 @@ class Measurements:
     velocity: list[tuple[float, float]]
     evidence: dict[int, CutEvidence]  # each possible cut (change >= cut_threshold)
     features: np.ndarray  # the gradual network's features, a row per network frame
+    profiles: np.ndarray  # each frame's grey column and row means, (n, w + h) float16
 
 
 def global_velocity(prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -122,6 +125,7 @@ class FrameMeter:
         self.times: list[float] = []
         self.change: list[float] = []
         self.velocity: list[tuple[float, float]] = []
+        self.profiles: list[np.ndarray] = []
         self.evidence: dict[int, CutEvidence] = {}
         self.features = gradual.GradualFeatures()
         self._frames: list[np.ndarray] = []  # frames not yet measured, and some context
@@ -149,6 +153,7 @@ class FrameMeter:
             self.velocity,
             self.evidence,
             self.features.matrix(),
+            np.concatenate(self.profiles or [np.zeros((0, sum(gradual.FRAME_SIZE)))]),
         )
 
     def _measure(self, end: int) -> None:
@@ -170,6 +175,7 @@ class FrameMeter:
         uv, unexplained = global_velocity(grey[prev], grey[lo:hi])
         vel = uv / (np.array(gradual.FRAME_SIZE) * dt[:, None])
         self.velocity.extend((float(u), float(v)) for u, v in vel)
+        self.profiles.append(grey_profiles(grey[lo:hi]))
         self._cut_evidence(held, start, change)
         net = [k for k in range(hi - lo) if (start + k) % self.stride == 0]
         if net:
@@ -195,6 +201,40 @@ class FrameMeter:
                 revert = float(_mean_abs(y[:, None] - x[None, :])[pairs].min())
             coarse = _mean_abs(box_sum(b - a, 5)) / 25.0 / max(float(change[k]), 1e-9)
             self.evidence[i] = CutEvidence(revert, float(coarse), relit_share(a, b))
+
+
+def grey_profiles(grey: np.ndarray) -> np.ndarray:
+    """Grey frames (n, h, w) -> (n, w + h): each frame's means down every column, then
+    along every row; kept for every frame (75 numbers at 48x27), so `pan_left` can look
+    at any marked run once the network has marked it."""
+    return np.concatenate([grey.mean(axis=1), grey.mean(axis=2)], axis=1).astype(np.float16)
+
+
+def pan_left(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """Per frame, from `grey_profiles` of it (cur) and of the frame before it (prev): the share
+    of the change of the column and of the row profile that the best shift of the
+    previous frame's leaves unexplained, the lower of the two; 1 where the profiles
+    hardly change.
+
+    A whip pan moves the picture a fifth of its width a frame at 48x27, beyond what
+    `global_velocity`'s single Lucas-Kanade step follows, so to the network it is change
+    that no motion explains, as in a dissolve. A search over every shift up to half the
+    frame follows it (under a fifth left on whip pans, against 0.4 and more for the
+    transitions found on the looked-at independent sets); a transition changes the
+    profiles' shape, not their place."""
+    left = np.ones(len(cur))
+    w = gradual.FRAME_SIZE[0]
+    for part in (slice(0, w), slice(w, None)):
+        p, c = prev[:, part].astype(np.float32), cur[:, part].astype(np.float32)
+        n = p.shape[1]
+        still = np.abs(c - p).mean(axis=1)
+        least = still.copy()
+        for d in (*range(1, n // 2 + 1), *range(-1, -(n // 2) - 1, -1)):
+            moved = np.abs(c[:, max(0, d) : n + min(0, d)] - p[:, max(0, -d) : n - max(0, d)])
+            least = np.minimum(least, moved.mean(axis=1))
+        share = np.where(still >= 1.0, least / np.maximum(still, 1e-9), 1.0)  # 1 grey level
+        left = np.minimum(left, share)
+    return left
 
 
 def box_sum(x: np.ndarray, k: int) -> np.ndarray:
@@ -337,7 +377,17 @@ def gradual_runs(
     if runs and cfg.gradual_run_check > 0:
         judged = (check or run_check.load_check()).probability(run_rows(probs, m, runs))
         runs = [g for g, p in zip(runs, judged, strict=True) if p >= cfg.gradual_run_check]
-    return in_video_frames(runs, m)
+    return [g for g in in_video_frames(runs, m) if not is_pan(g[0], g[1], m, cfg)]
+
+
+def is_pan(a: int, b: int, m: Measurements, cfg: TransitionConfig) -> bool:
+    """Whether a marked run a..b (video frames) is the picture moving fast, not changing:
+    a whole-frame shift explains most of most of its frames' change (`pan_left`)."""
+    first = max(a, 1)  # each frame against the one before it
+    if b < first or len(m.profiles) <= b:
+        return False
+    left = pan_left(m.profiles[first - 1 : b], m.profiles[first : b + 1])
+    return float(np.median(left)) <= cfg.gradual_pan
 
 
 def in_video_frames(

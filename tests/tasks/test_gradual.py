@@ -105,7 +105,14 @@ def test_marked_runs_start_high_and_end_low() -> None:
 
 def measurements(n: int, fps: float = 25.0) -> Measurements:
     return Measurements(
-        fps, 1, [i / fps for i in range(n)], [0.01] * n, [(0.0, 0.0)] * n, {}, np.zeros((n, 1))
+        fps,
+        1,
+        [i / fps for i in range(n)],
+        [0.01] * n,
+        [(0.0, 0.0)] * n,
+        {},
+        np.zeros((n, 1)),
+        np.zeros((n, sum(gradual.FRAME_SIZE)), np.float16),
     )
 
 

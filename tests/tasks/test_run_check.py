@@ -63,6 +63,7 @@ def test_marked_runs_the_check_rejects_are_dropped() -> None:
         [(0.0, 0.0)] * n,
         {},
         np.full((n, gradual.N_FEATURES), 0.05),
+        np.zeros((n, sum(gradual.FRAME_SIZE)), np.float16),
     )
     probs = np.zeros(n)
     probs[20:30] = 0.9  # 0.33 s

@@ -72,6 +72,9 @@ def test_a_dissolve_at_60_fps_is_found_over_its_range(tmp_path: Path) -> None:
 NOT_TRANSITIONS = {
     # A test pattern twice the frame's width swept across in 2 s, then held.
     "fast pan": ("testsrc2=s=640x180:r=25,crop=320:180:x='min(t*160\\,320)':y=0", 4),
+    # A whip pan: a still view, swung two frame widths in 0.3 s, then still again. At 48x27
+    # it moves 13 pixels a frame, beyond one Lucas-Kanade step, so the network marks it.
+    "whip pan": ("testsrc2=s=960x180:r=25,crop=320:180:x='640*clip((t-1.5)/0.3\\,0\\,1)':y=0", 4),
     # A still scene whose brightness jumps for two frames at 2 s and comes back.
     "flash": (
         "color=c=0x336699:s=160x90:r=25,drawbox=x=40:y=20:w=40:h=40:color=0xcc8833:t=fill,"
