@@ -153,7 +153,7 @@ class FrameMeter:
             self.velocity,
             self.evidence,
             self.features.matrix(),
-            np.concatenate(self.profiles or [np.zeros((0, sum(gradual.FRAME_SIZE)))]),
+            np.concatenate(self.profiles or [np.zeros((0, sum(gradual.FRAME_SIZE)), np.float16)]),
         )
 
     def _measure(self, end: int) -> None:

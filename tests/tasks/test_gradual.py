@@ -141,7 +141,7 @@ def test_a_cut_at_the_edge_of_a_marked_change_stays_a_cut() -> None:
 
 def test_a_cut_keeps_towering_over_a_long_run_that_holds_a_flash_later() -> None:
     """A cut, then a breathing vignette marked for 7 s up to the next cut, with a strobe 4 s
-    in: the cut stands over the frames of the second around it, not over the strobe three
+    in: the cut stands over the frames of the second around it, not over the strobe four
     seconds away or the next cut, so both cuts stay and the run is neither's echo."""
     m = measurements(400)
     m.change[20], m.change[200] = 0.22, 0.2  # the two cuts
