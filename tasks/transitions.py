@@ -26,6 +26,7 @@ yields each clip's motion score and motion track.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -307,7 +308,7 @@ def _mean_abs(diff: np.ndarray) -> np.ndarray:
 def find_cuts(m: Measurements, cfg: TransitionConfig) -> list[int]:
     """Frames where a new shot starts at once (the first frame of the new shot)."""
     d = m.change
-    w = max(2, round(cfg.window_s * m.fps))
+    w = window_frames(m, cfg)
     cuts = []
     for i, e in sorted(m.evidence.items()):
         if i == 0:
@@ -433,6 +434,7 @@ def resolve(
     next to it; the few frames across the cut are its echo, the long side stays marked.
     """
     kept = []
+    all_cuts = frozenset(cuts)
     for c in cuts:
         touching = [g for g in runs if g[0] - 1 <= c <= g[1] + 1]
         runs = [g for g in runs if g not in touching]
@@ -442,7 +444,7 @@ def resolve(
         a, b = min(g[0] for g in touching), max(g[1] for g in touching)
         score = float(np.mean([g[2] for g in touching]))
         across = a < c - 1 and b > c
-        if across and not towers(c, a, b, m, cfg, cuts):
+        if across and not towers(c, a, b, m, cfg, all_cuts):
             runs.append((a, b, score))  # the steep part of a gradual transition
             continue
         kept.append(c)
@@ -455,7 +457,9 @@ def resolve(
     return sorted(out, key=lambda x: x.start_frame)
 
 
-def towers(c: int, a: int, b: int, m: Measurements, cfg: TransitionConfig, cuts: list[int]) -> bool:
+def towers(
+    c: int, a: int, b: int, m: Measurements, cfg: TransitionConfig, cuts: AbstractSet[int]
+) -> bool:
     """Whether cut c, inside the marked run a..b, is a cut at the edge of a marked in-shot
     change rather than the steep part of a transition: the run goes on for less than a
     gradual transition's shortest length on one side and the cut's change is `cut_ratio`
@@ -463,9 +467,14 @@ def towers(c: int, a: int, b: int, m: Measurements, cfg: TransitionConfig, cuts:
     long run can hold a flash further on, or reach the next cut)."""
     if min(c - a, b - c) >= shortest_run(m, cfg):
         return False
-    w = max(2, round(cfg.window_s * m.fps))
+    w = window_frames(m, cfg)
     near = [m.change[j] for j in range(max(a, c - w), min(b, c + w) + 1) if j not in cuts]
     return m.change[c] >= cfg.cut_ratio * max(near, default=0.0)
+
+
+def window_frames(m: Measurements, cfg: TransitionConfig) -> int:
+    """`window_s`, the neighbourhood a cut is judged against, in video frames."""
+    return max(2, round(cfg.window_s * m.fps))
 
 
 def shortest_run(m: Measurements, cfg: TransitionConfig) -> int:
