@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/capflow demo
 
+# Two workers, a test file each at a time (its module fixtures stay in one process): the
+# suite waits on servers and subprocesses as much as it computes, so two halve it on 2 cores.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
