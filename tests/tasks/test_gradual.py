@@ -5,12 +5,14 @@ import pytest
 
 from tasks import gradual
 from tasks.transitions import (
+    CutEvidence,
     Measurements,
     TransitionConfig,
     gradual_runs,
     marked_runs,
     merge_runs,
     resolve,
+    same_layout,
 )
 
 
@@ -137,6 +139,41 @@ def test_a_cut_at_the_edge_of_a_marked_change_stays_a_cut() -> None:
     m.change[302] = 0.1  # a transition steep at its start is still one transition
     [t] = resolve([300], [(297, 320, 0.8)], m, TransitionConfig())
     assert (t.kind, t.start_frame, t.end_frame) == ("gradual", 297, 320)
+
+
+def test_a_new_picture_inside_a_marked_run_stays_a_cut() -> None:
+    """A run marked across a cut that nothing of the old picture survives (a new shot in
+    the middle of a marked flash): the cut is no step of a fade, whose frames keep much of
+    the frame before; a flat side (a fade's white) says nothing either way."""
+    m = measurements(200)
+    m.evidence[103] = CutEvidence(revert=0.3, coarse=0.95, relit=0.05)
+    found = resolve([103], [(90, 120, 0.9)], m, TransitionConfig())
+    assert [(t.kind, t.start_frame, t.end_frame) for t in found] == [
+        ("cut", 103, 103),
+        ("gradual", 104, 120),  # the longer side stays marked
+    ]
+    for relit in (0.6, 0.0):  # the old picture in other light; a flat frame
+        m.evidence[103] = CutEvidence(revert=0.3, coarse=0.95, relit=relit)
+        [t] = resolve([103], [(90, 120, 0.9)], m, TransitionConfig())
+        assert (t.kind, t.start_frame, t.end_frame) == ("gradual", 90, 120)
+
+
+def test_a_run_with_the_same_layout_on_both_sides_is_a_change_within_the_shot() -> None:
+    """The frames either side of a marked run have the same edges, darker or shifted a
+    little (a vignette breathing, a light step): within a shot. Another layout: a shot."""
+    rng = np.random.default_rng(0)
+    m = measurements(100)
+    old, new = rng.uniform(40, 200, 75), rng.uniform(40, 200, 75)
+    m.profiles[:50] = old
+    w = gradual.FRAME_SIZE[0]
+    moved = np.concatenate([np.roll(old[:w], 2), np.roll(old[w:], 1)])  # the view drifts
+    m.profiles[50:] = 0.8 * moved + 10  # darker
+    cfg = TransitionConfig()
+    assert same_layout(40, 60, m, cfg)
+    m.profiles[50:] = new
+    assert not same_layout(40, 60, m, cfg)
+    m.profiles[:] = 128.0  # flat: no layout to compare
+    assert not same_layout(40, 60, m, cfg)
 
 
 def test_a_cut_keeps_towering_over_a_long_run_that_holds_a_flash_later() -> None:

@@ -103,6 +103,9 @@ NOT_TRANSITIONS = {
         "drawbox=c=white@0.8:t=fill:enable='between(t\\,1.5\\,2.3)'",
         4,
     ),
+    # One black frame in a moving test card (a dropped frame filled with black): the picture
+    # after it is the one before it, so it is a flash, not a cut through black.
+    "one black frame": ("testsrc2=s=160x90:r=25,drawbox=c=black:t=fill:enable='eq(n\\,50)'", 4),
     # The same moving picture 40% brighter from 2 s on, for good: a light switched on.
     "light step": (
         "testsrc2=s=160x90:r=25,lutyuv=y='clip(val*1.4\\,16\\,235)':enable='gte(t\\,2)'",
@@ -166,6 +169,21 @@ def test_a_short_shot_between_two_others_keeps_both_its_cuts(tmp_path: Path) -> 
         ("cut", 50),
         ("cut", 60),
     ]
+
+
+def test_a_cut_through_one_black_frame_is_one_cut_at_the_new_shot(tmp_path: Path) -> None:
+    """A black frame left between two shots by an edit: the jumps into and out of it are
+    alike, so neither stands alone, and each is bigger than the change from the old shot to
+    the new one, so each looks like a flash that returns. It is one cut, at the new shot."""
+    video = make_media(
+        tmp_path / "gap.mp4",
+        "testsrc2=s=160x90:r=25,trim=duration=2[a];"
+        "color=c=black:s=160x90:r=25,trim=duration=0.04[b];"
+        "mandelbrot=s=160x90:r=25,trim=duration=2,setpts=PTS-STARTPTS[c];"
+        "[a][b][c]concat=n=3:v=1:a=0[out0]",
+        4,
+    )
+    assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [("cut", 51)]
 
 
 def test_steady_motion_is_not_a_transition(samples: dict) -> None:
