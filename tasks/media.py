@@ -113,7 +113,11 @@ HWACCELS = ("cuda", "vaapi", "qsv", "videotoolbox", "vulkan", "d3d11va", "auto")
 
 
 def input_args(
-    path: Path, start_s: float | None = None, fast: bool = False, hwaccel: str | None = None
+    path: Path,
+    start_s: float | None = None,
+    fast: bool = False,
+    hwaccel: str | None = None,
+    threads: int = 0,
 ) -> list[str]:
     """The hardened input half of an ffmpeg command line. `fast` skips the decoder's
     in-loop deblocking on B-frames (`bidir`): ~7% less decode work on x264 output,
@@ -123,7 +127,8 @@ def input_args(
     that is not there (seen: 0.13 mean change in one frame of a fractal zoom); B-frames
     pass their error on to a few neighbours at most.
     `hwaccel` decodes on a GPU (`cuda` with an NVIDIA card); frames come back to system
-    memory for the filters, and ffmpeg falls back to software when it cannot."""
+    memory for the filters, and ffmpeg falls back to software when it cannot.
+    `threads` caps the decoder's threads (0: ffmpeg's choice, one per core and one more)."""
     args = ["-nostdin", "-hide_banner", "-protocol_whitelist", "file"]
     args += ["-format_whitelist", FORMAT_WHITELIST]
     if hwaccel:
@@ -132,9 +137,64 @@ def input_args(
         args += ["-hwaccel", hwaccel]
     if fast:
         args += ["-skip_loop_filter", "bidir"]
+    if threads > 0:
+        args += ["-threads", str(int(threads))]
     if start_s is not None and start_s > 0:
         args += ["-ss", f"{start_s:.3f}"]
     return [*args, "-i", f"file:{Path(path).resolve()}"]
+
+
+def _time_base(line: bytes) -> float | None:
+    """Seconds per tick from showinfo's `config in time_base: 1/15360` line."""
+    at = line.find(b"time_base:")
+    num, _, den = line[at + 10 :].split(b",")[0].strip().partition(b"/")
+    try:
+        return int(num) / int(den) if int(num) > 0 and int(den) > 0 else None
+    except ValueError:
+        return None
+
+
+def _frame_time(line: bytes, base: float | None) -> float | None:
+    """A showinfo frame line's presentation time: its integer pts times the time base,
+    exact where `pts_time` (six significant digits) is not: 1 ms past 100 s of video,
+    whole seconds past 100,000. None for a line that is not a frame's."""
+    at = line.find(b" pts:")
+    if base is not None and at >= 0:
+        field = line[at + 5 :].split(maxsplit=1)
+        with contextlib.suppress(ValueError, IndexError):
+            return int(field[0]) * base
+    at = line.find(b"pts_time:")
+    if at < 0:
+        return None
+    end = line.find(b" ", at + 9)
+    try:
+        return float(line[at + 9 : end if end > 0 else None])
+    except ValueError:
+        return None
+
+
+def keyframe_times(
+    path: Path, start_s: float, end_s: float, stream_index: int, timeout_s: float
+) -> list[float]:
+    """Presentation times of the keyframes between start_s and end_s, from the packets'
+    flags (a demux of that stretch only, no decode); empty without ffprobe or on error."""
+    ffprobe = ffprobe_path()
+    if ffprobe is None:
+        return []
+    argv = [ffprobe, "-v", "error", "-protocol_whitelist", "file"]
+    argv += ["-format_whitelist", FORMAT_WHITELIST, "-select_streams", str(int(stream_index))]
+    argv += ["-read_intervals", f"{max(0.0, start_s):.3f}%{end_s:.3f}"]
+    argv += ["-show_entries", "packet=pts_time,flags", "-of", "csv=p=0"]
+    result = run([*argv, f"file:{Path(path).resolve()}"], timeout_s)
+    if result.returncode != 0:
+        return []
+    times = []
+    for line in result.stdout.decode("ascii", "replace").splitlines():
+        pts, _, flags = line.partition(",")
+        if flags.startswith("K"):
+            with contextlib.suppress(ValueError):
+                times.append(float(pts))
+    return sorted(t for t in times if start_s <= t <= end_s)
 
 
 @dataclass(frozen=True)
@@ -183,6 +243,7 @@ def stream_frames(
     hwaccel: str | None = None,
     stream_index: int | None = None,
     row_step: int = 1,
+    threads: int = 0,
 ) -> Iterator[Frame]:
     """Decode frames scaled to width x height, one at a time, with their true PTS.
 
@@ -201,7 +262,13 @@ def stream_frames(
         filters.append(f"select='{select}'")
     filters += ["field=top"] * (row_step.bit_length() - 1)
     filters += [f"scale={width}:{height}:flags=area", "showinfo"]
-    argv = [ffmpeg_path(), "-v", "info", "-nostats", *input_args(path, start_s, fast, hwaccel)]
+    argv = [
+        ffmpeg_path(),
+        "-v",
+        "info",
+        "-nostats",
+        *input_args(path, start_s, fast, hwaccel, threads),
+    ]
     if duration_s is not None:
         argv += ["-t", f"{duration_s:.3f}"]
     if stream_index is not None:
@@ -217,14 +284,19 @@ def stream_frames(
 
     def read_stderr() -> None:
         assert proc.stderr is not None
+        base: float | None = None  # seconds per pts tick, from showinfo's config line
         for raw in proc.stderr:
-            at = raw.find(b"pts_time:")
-            if at >= 0 and b"showinfo" in raw[:40]:
-                end = raw.find(b" ", at + 9)
-                times.append(float(raw[at + 9 : end if end > 0 else None]))
-            else:
+            if b"showinfo" not in raw[:40]:
                 tail.append(raw.decode("utf-8", "replace").rstrip())
                 continue
+            if b"config in time_base:" in raw:
+                base = _time_base(raw)
+                continue
+            t = _frame_time(raw, base)
+            if t is None:
+                tail.append(raw.decode("utf-8", "replace").rstrip())
+                continue
+            times.append(t)
             if len(times) == 1:
                 with arrived:
                     arrived.notify()
@@ -252,7 +324,7 @@ def stream_frames(
     timer = threading.Timer(timeout_s, on_timeout)
     timer.start()
     frame_bytes = width * height * 3
-    offset = float(start_s or 0.0)
+    offset = round(start_s, 3) if start_s and start_s > 0 else 0.0  # as -ss reads it
     try:
         assert proc.stdout is not None
         while True:

@@ -66,6 +66,10 @@ class TransitionConfig:
     gradual_pan: float = 0.2  # a run whose frames a shift leaves this little of (median): a pan
     gradual_same_layout: float = 0.9  # a run with this like a picture on both sides: in-shot
     fast_decode: bool = True  # skip deblocking on B-frames only (media.input_args)
+    decode_parts: int = 2  # decoders side by side on parts of a long video (tasks.split_decode)
+    split_min_s: float = 20.0  # ... each part at least this long; 1 part below twice this
+    split_tail_s: float = 1.0  # ... each part decoded this far past its end, to check the join
+    part_threads: int = 0  # ... each part's decoder threads (0: the CPUs shared among parts)
     hwaccel: str | None = None  # e.g. "cuda": decode on the GPU (tasks/media.HWACCELS)
     timeout_s: float = 600.0
 
@@ -123,8 +127,11 @@ class FrameMeter:
     dropped.
     """
 
-    def __init__(self, fps: float, cfg: TransitionConfig) -> None:
+    def __init__(self, fps: float, cfg: TransitionConfig, first_index: int = 0) -> None:
+        """first_index: the whole video's index of the first frame pushed (a part of it
+        decoded on its own), so that its network frames fall where one pass's would."""
         self.cfg = cfg
+        self.first_index = first_index
         self.fps = fps or 25.0
         self.stride = max(1, round(self.fps / gradual.MODEL_RATE))
         self.flash = max(1, round(cfg.flash_s * self.fps))  # frames a flash may last
@@ -183,7 +190,7 @@ class FrameMeter:
         self.velocity.extend((float(u), float(v)) for u, v in vel)
         self.profiles.append(grey_profiles(grey[lo:hi]))
         self._cut_evidence(held, start, change)
-        net = [k for k in range(hi - lo) if (start + k) % self.stride == 0]
+        net = [k for k in range(hi - lo) if (self.first_index + start + k) % self.stride == 0]
         if net:
             self.features.push(raw[lo:hi][net], unexplained[net])
         self._measured = end
@@ -623,7 +630,17 @@ def row_step(height: int) -> int:
 
 def measure_video(path: Path, probe: ProbeInfo, cfg: TransitionConfig) -> Measurements | Rejection:
     """Decode once at the network's frame size and measure every frame; bad media is a
-    Rejection. The pipeline and the network's training both measure through here."""
+    Rejection. The pipeline and the network's training both measure through here. A long
+    video is decoded as parts side by side when they join exactly (`tasks.split_decode`)."""
+    from tasks import split_decode  # it builds on this module's meter
+
+    step = row_step(probe.display_size[1])
+    try:
+        split = split_decode.measure_split(path, probe, cfg, step)
+    except media.MediaTimeout as e:
+        return Rejection(STAGE, RejectReason.DECODE_TIMEOUT, str(e))
+    if split is not None:
+        return split
     meter = FrameMeter(probe.fps, cfg)
     try:
         frames = media.stream_frames(
@@ -633,7 +650,7 @@ def measure_video(path: Path, probe: ProbeInfo, cfg: TransitionConfig) -> Measur
             fast=cfg.fast_decode,
             hwaccel=cfg.hwaccel,
             stream_index=probe.stream_index,
-            row_step=row_step(probe.display_size[1]),
+            row_step=step,
         )
         for f in frames:
             meter.push(f.t, f.rgb)
