@@ -35,7 +35,7 @@ SHOTS: dict[str, str] = {
     "meadow": _moving_box("0x2e7d32", "0x9ccc65", "60x30", "250-t*25", "100"),
     "fractal": f"mandelbrot=s={SIZE}:r={{rate}}",
     "colour_bars": f"smptehdbars=s={SIZE}:r={{rate}}",
-    "fog": f"color=c=0x7f7f7f:s={SIZE}:r={{rate}},noise=alls=6:allf=t,gblur=sigma=8",
+    "fog": f"color=c=0x7f7f7f:s={SIZE}:r={{rate}},noise=alls=6:allf=t:all_seed=7,gblur=sigma=8",
 }
 
 
