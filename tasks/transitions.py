@@ -323,7 +323,7 @@ def find_cuts(m: Measurements, cfg: TransitionConfig) -> list[int]:
     w = window_frames(m, cfg)
     cuts = []
     for i, e in sorted(m.evidence.items()):
-        if i == 0:
+        if i == 0 or i == len(d) - 1:  # the last frame alone is no shot: nothing after it
             continue
         around = d[max(1, i - w) : i] + d[i + 1 : i + 1 + w]
         base = usual_change(around, cfg.repeat_change)

@@ -106,6 +106,13 @@ NOT_TRANSITIONS = {
     # One black frame in a moving test card (a dropped frame filled with black): the picture
     # after it is the one before it, so it is a flash, not a cut through black.
     "one black frame": ("testsrc2=s=160x90:r=25,drawbox=c=black:t=fill:enable='eq(n\\,50)'", 4),
+    # A moving test card whose last frame is black (an edit's or an encoder's stray frame):
+    # one frame is no shot, and nothing after it shows that a new picture lasts.
+    "a black last frame": (
+        "testsrc2=s=160x90:r=25,trim=duration=3[a];"
+        "color=c=black:s=160x90:r=25,trim=duration=0.04[b];[a][b]concat=n=2:v=1:a=0",
+        4,
+    ),
     # The same moving picture 40% brighter from 2 s on, for good: a light switched on.
     "light step": (
         "testsrc2=s=160x90:r=25,lutyuv=y='clip(val*1.4\\,16\\,235)':enable='gte(t\\,2)'",
