@@ -8,9 +8,9 @@ still decoded and measured.
 
 Every measurement is local in time: a frame's change, motion and profiles look one frame
 back, the gradual features at most `LAGS[-1]` network frames back, the cut evidence a
-flash's length either way. So a part that starts decoding `lead_s` before its first kept
-frame and goes on `tail_s` past its last measures its kept frames exactly as one pass over
-the whole video does. Parts are joined where their frames meet, and only after the frames
+flash's length either way. So a part that starts decoding `lead_seconds` before its first
+kept frame and goes on `split_tail_s` past its last measures its kept frames exactly as one
+pass over the whole video does. Parts are joined where their frames meet, and only after the frames
 both decoded agree: same times, and the same change and profiles, bit for bit. If they do
 not (a container that seeks inexactly, a variable-rate video whose network frames fall
 differently), the caller measures in one pass instead: never a join that could be wrong.
@@ -105,14 +105,15 @@ def measure_parts(
     the threads only read pipes and do numpy work). Raises what a part's decode raised."""
     results: list[Measured | None] = [None] * len(parts)
     errors: list[Exception] = []
-
+    failed = threading.Event()  # one part failed: the others stop, one pass decides
     threads = cfg.part_threads or max(1, usable_cpus() // len(parts))
 
     def run(k: int, part: Part) -> None:
         try:
-            results[k] = measure_part(path, probe, cfg, part, row_step, threads)
+            results[k] = measure_part(path, probe, cfg, part, row_step, threads, failed)
         except Exception as e:  # handed to the caller's thread
             errors.append(e)
+            failed.set()
 
     workers = [threading.Thread(target=run, args=(k, p)) for k, p in enumerate(parts)]
     for w in workers:
@@ -133,7 +134,13 @@ def usable_cpus() -> int:
 
 
 def measure_part(
-    path: Path, probe: ProbeInfo, cfg: TransitionConfig, part: Part, row_step: int, threads: int
+    path: Path,
+    probe: ProbeInfo,
+    cfg: TransitionConfig,
+    part: Part,
+    row_step: int,
+    threads: int,
+    failed: threading.Event,
 ) -> Measured:
     span = None if part.decode_until is None else part.decode_until - part.decode_from + 1.0
     frames = media.stream_frames(
@@ -152,6 +159,8 @@ def measure_part(
     first = 0
     try:
         for f in frames:
+            if failed.is_set():
+                raise media.MediaError("another part of the video failed to decode")
             if part.decode_until is not None and f.t >= part.decode_until:
                 break
             if meter is None:  # its network frames fall where the whole video's would

@@ -109,3 +109,25 @@ def test_frame_times_stay_exact_past_100_seconds(tmp_path: Path) -> None:
     times = [f.t for f in media.stream_frames(video, 48, 27, timeout_s=120)]
     assert len(times) == 3030
     assert np.max(np.abs(np.asarray(times) - np.arange(3030) / 30)) < 1e-6
+
+
+def test_a_video_cut_short_is_measured_as_one_pass_would(tmp_path: Path) -> None:
+    """A Matroska file cut off within its first shot (a busy test card, most of the bytes):
+    its header still says 45 s, so it is planned in parts, and the later parts find nothing
+    where they seek. One pass then keeps every frame that decoded before the damage, as it
+    does for any damaged tail."""
+    from flows.samples import make_video
+    from tasks.split_decode import plan_parts
+
+    shots = [("test_pattern", 12), ("sunset", 9), ("meadow", 12), ("night_sea", 12)]
+    whole = make_video(tmp_path / "long.mkv", shots, ["dissolve:1", "cut", "cut"]).path
+    cut_short = tmp_path / "cut_short.mkv"
+    cut_short.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.4)])
+
+    split = TransitionConfig(decode_parts=4, split_min_s=10.0)
+    probe, parts = measure(cut_short, split)
+    assert len(plan_parts(cut_short, probe, split)) == 4
+    _, one_pass = measure(cut_short, TransitionConfig(decode_parts=1))
+    assert 50 < len(parts.times) < 12 * 25
+    assert parts.times == one_pass.times and parts.change == one_pass.change
+    assert np.array_equal(parts.features, one_pass.features)
