@@ -52,6 +52,11 @@ N_FEATURES = _UNEXPLAINED + 3 + len(BLEND_WINDOWS)
 WEIGHTS = Path(__file__).parent / "models" / "gradual_tcn.npz"
 
 
+def network_stride(fps: float) -> int:
+    """Every how many video frames the network sees one (about `MODEL_RATE` a second)."""
+    return max(1, round(fps / MODEL_RATE))
+
+
 def histograms(frames: np.ndarray) -> np.ndarray:
     """(n, h, w, 3) uint8 -> (n, 3 * HIST_BINS): per-channel histograms, each summing to 1."""
     n = len(frames)

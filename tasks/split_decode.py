@@ -27,7 +27,7 @@ import numpy as np
 
 from storage.types import ProbeInfo
 from tasks import gradual, media
-from tasks.transitions import FrameMeter, Measurements, TransitionConfig
+from tasks.transitions import FrameMeter, Measurements, TransitionConfig, analysis_frames
 
 # Containers with an index, where ffmpeg's input seek lands where it is asked to.
 SEEKABLE = ("mov", "mp4", "matroska", "webm", "avi")
@@ -93,13 +93,12 @@ def context_frames(fps: float, cfg: TransitionConfig) -> int:
     """Frames a frame's measurements look back on: the gradual features reach 16 network
     frames back, the flash test a flash's length and one more."""
     fps = fps or 25.0
-    stride = max(1, round(fps / gradual.MODEL_RATE))
-    back = max(max(gradual.LAGS), max(gradual.BLEND_WINDOWS)) * stride
+    back = max(max(gradual.LAGS), max(gradual.BLEND_WINDOWS)) * gradual.network_stride(fps)
     return max(back, round(cfg.flash_s * fps) + 2)
 
 
 def measure_parts(
-    path: Path, probe: ProbeInfo, cfg: TransitionConfig, parts: list[Part], row_step: int
+    path: Path, probe: ProbeInfo, cfg: TransitionConfig, parts: list[Part]
 ) -> list[Measured]:
     """Decode and measure every part at once, a thread each (the decoders are processes;
     the threads only read pipes and do numpy work). Raises what a part's decode raised."""
@@ -110,7 +109,7 @@ def measure_parts(
 
     def run(k: int, part: Part) -> None:
         try:
-            results[k] = measure_part(path, probe, cfg, part, row_step, threads, failed)
+            results[k] = measure_part(path, probe, cfg, part, threads, failed)
         except Exception as e:  # handed to the caller's thread
             errors.append(e)
             failed.set()
@@ -138,23 +137,11 @@ def measure_part(
     probe: ProbeInfo,
     cfg: TransitionConfig,
     part: Part,
-    row_step: int,
     threads: int,
     failed: threading.Event,
 ) -> Measured:
     span = None if part.decode_until is None else part.decode_until - part.decode_from + 1.0
-    frames = media.stream_frames(
-        path,
-        *gradual.FRAME_SIZE,
-        timeout_s=cfg.timeout_s,
-        start_s=part.decode_from or None,
-        duration_s=span,
-        fast=cfg.fast_decode,
-        hwaccel=cfg.hwaccel,
-        stream_index=probe.stream_index,
-        row_step=row_step,
-        threads=threads,
-    )
+    frames = analysis_frames(path, probe, cfg, part.decode_from or None, span, threads)
     meter: FrameMeter | None = None
     first = 0
     try:
@@ -248,9 +235,7 @@ def concatenate(pieces: list[tuple[Measured, int, int]]) -> Measurements:
     )
 
 
-def measure_split(
-    path: Path, probe: ProbeInfo, cfg: TransitionConfig, row_step: int
-) -> Measurements | None:
+def measure_split(path: Path, probe: ProbeInfo, cfg: TransitionConfig) -> Measurements | None:
     """The video's measurements from parts decoded side by side, or None where it is not
     split (short, or a container without an index) or its parts do not join: then one
     pass measures it. A part's timeout is the video's; a part that fails to decode leaves
@@ -259,7 +244,7 @@ def measure_split(
     if len(parts) < 2:
         return None
     try:
-        measured = measure_parts(path, probe, cfg, parts, row_step)
+        measured = measure_parts(path, probe, cfg, parts)
     except media.MediaError:
         return None
     return join_parts(parts, measured, probe.fps, cfg)

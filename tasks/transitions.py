@@ -26,6 +26,7 @@ yields each clip's motion score and motion track.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import pairwise
@@ -133,7 +134,7 @@ class FrameMeter:
         self.cfg = cfg
         self.first_index = first_index
         self.fps = fps or 25.0
-        self.stride = max(1, round(self.fps / gradual.MODEL_RATE))
+        self.stride = gradual.network_stride(self.fps)
         self.flash = max(1, round(cfg.flash_s * self.fps))  # frames a flash may last
         self.times: list[float] = []
         self.change: list[float] = []
@@ -628,31 +629,45 @@ def row_step(height: int) -> int:
     return step
 
 
+def analysis_frames(
+    path: Path,
+    probe: ProbeInfo,
+    cfg: TransitionConfig,
+    start_s: float | None = None,
+    duration_s: float | None = None,
+    threads: int = 0,
+) -> Iterator[media.Frame]:
+    """The analysis decode, for one pass and for each part of a split one alike: the
+    network's frame size, the row step for the video's height, the decode settings."""
+    return media.stream_frames(
+        path,
+        *gradual.FRAME_SIZE,
+        timeout_s=cfg.timeout_s,
+        start_s=start_s,
+        duration_s=duration_s,
+        fast=cfg.fast_decode,
+        hwaccel=cfg.hwaccel,
+        stream_index=probe.stream_index,
+        row_step=row_step(probe.display_size[1]),
+        threads=threads,
+    )
+
+
 def measure_video(path: Path, probe: ProbeInfo, cfg: TransitionConfig) -> Measurements | Rejection:
     """Decode once at the network's frame size and measure every frame; bad media is a
     Rejection. The pipeline and the network's training both measure through here. A long
     video is decoded as parts side by side when they join exactly (`tasks.split_decode`)."""
     from tasks import split_decode  # it builds on this module's meter
 
-    step = row_step(probe.display_size[1])
     try:
-        split = split_decode.measure_split(path, probe, cfg, step)
+        split = split_decode.measure_split(path, probe, cfg)
     except media.MediaTimeout as e:
         return Rejection(STAGE, RejectReason.DECODE_TIMEOUT, str(e))
     if split is not None:
         return split
     meter = FrameMeter(probe.fps, cfg)
     try:
-        frames = media.stream_frames(
-            path,
-            *gradual.FRAME_SIZE,
-            timeout_s=cfg.timeout_s,
-            fast=cfg.fast_decode,
-            hwaccel=cfg.hwaccel,
-            stream_index=probe.stream_index,
-            row_step=step,
-        )
-        for f in frames:
+        for f in analysis_frames(path, probe, cfg):
             meter.push(f.t, f.rgb)
     except media.MediaTimeout as e:
         return Rejection(STAGE, RejectReason.DECODE_TIMEOUT, str(e))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from storage.types import ProbeInfo
+from tasks import media
 from tasks.transitions import FrameMeter, Measurements, TransitionConfig, find_transitions
 
 
@@ -38,7 +39,13 @@ def test_parts_side_by_side_measure_what_one_pass_does(long_video: Path) -> None
     one_pass = TransitionConfig(decode_parts=1)
     split = TransitionConfig(decode_parts=4, split_min_s=10.0)
     probe, whole = measure(long_video, one_pass)
-    assert len(plan_parts(long_video, probe, split)) == 4
+    plan = plan_parts(long_video, probe, split)
+    assert len(plan) == 4
+    # Each later part starts just after a keyframe (ffmpeg's seek goes back to the one
+    # before the time it is given: anywhere else, the frames between are decoded twice).
+    keys = media.keyframe_times(long_video, 0.0, 45.0, probe.stream_index, 30.0)
+    for part in plan[1:]:
+        assert min(abs(part.decode_from - 0.5 / 25 - k) for k in keys) < 1e-3, (part, keys)
     _, parts = measure(long_video, split)
 
     assert len(parts.times) == len(whole.times) == 45 * 25
@@ -102,7 +109,6 @@ def test_parts_whose_frames_disagree_are_not_joined() -> None:
 def test_frame_times_stay_exact_past_100_seconds(tmp_path: Path) -> None:
     """showinfo's pts_time has six significant digits (1 ms past 100 s, whole seconds past
     100,000 s); the times come from its integer pts and time base instead."""
-    from tasks import media
     from tests.helpers import make_media
 
     video = make_media(tmp_path / "long.mp4", "testsrc2=s=64x36:r=30", 101)
