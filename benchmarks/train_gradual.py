@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import torch  # imported where used: only training needs it
 
 CONFIG = TransitionConfig()
-MEASURES = 5  # what FrameMeter keeps per frame: raise it when that changes
+MEASURES = 6  # what FrameMeter keeps per frame: raise it when that or how it is measured changes
 DILATIONS = (2, 4, 8, 16)
 HIDDEN = 32
 DROPOUT = 0.1  # these three from a small sweep on the validation sets: the network

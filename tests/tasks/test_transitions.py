@@ -2,13 +2,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from flows.samples import make_video
 from storage.types import ProbeInfo, Rejection, RejectReason
 from tasks import media
 from tasks.probe import ProbeConfig, probe_video
-from tasks.transitions import ShotAnalysis, TransitionConfig, analyse_shots
+from tasks.transitions import (
+    ShotAnalysis,
+    TransitionConfig,
+    analyse_shots,
+    relit_share,
+    ycbcr_share,
+)
 from tests.helpers import make_media
 
 
@@ -262,3 +269,31 @@ def test_the_meter_holds_a_bounded_number_of_frames() -> None:
     assert found == [("cut", i) for i in range(250, 3000, 250)]
     # A batch, the frames it looks ahead to and the few before it: never the whole video.
     assert held <= BATCH + 2 * meter.flash + 2
+
+
+def _grey_picture(seed: int) -> tuple[np.random.Generator, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:27, 0:48]
+    grey = 110 + 45 * np.sin(xx / 4.0) * np.cos(yy / 3.0)
+    a = np.repeat(grey[..., None], 3, axis=2) + rng.normal(0, 1.5, (27, 48, 3))
+    return rng, a.round().clip(0, 255).astype(np.int16)
+
+
+def test_a_heavy_coloured_wash_is_the_old_picture_relit() -> None:
+    """85% yellow over a grey picture leaves the blue channel crushed to noise: no curve
+    per RGB channel explains enough of it (0.84, under `cut_relit`), one per Y'CbCr
+    channel does, as luma carries the picture in all three channels."""
+    rng, a = _grey_picture(1)
+    washed = 0.15 * a + 0.85 * np.array([255, 230, 0]) + rng.normal(0, 1.5, a.shape)
+    b = washed.round().clip(0, 255).astype(np.int16)
+    assert ycbcr_share(a, b) >= TransitionConfig().cut_relit
+    assert relit_share(a, b) >= TransitionConfig().cut_relit
+
+
+def test_the_same_layout_in_other_hues_is_not_relit() -> None:
+    """Colours turned round (red to green, green to blue, blue to red): luma barely moves,
+    the chroma turns, and no curve per channel, in RGB or in Y'CbCr, follows it."""
+    yy, xx = np.mgrid[0:27, 0:48]
+    waves = [128 + 90 * np.sin(xx / 5 + k) * np.cos(yy / 4 - k) for k in range(3)]
+    colour = np.stack(waves, axis=-1).round().clip(0, 255).astype(np.int16)
+    assert relit_share(colour, colour[..., [1, 2, 0]]) < 0.2
