@@ -360,8 +360,7 @@ def find_cuts(m: Measurements, cfg: TransitionConfig) -> list[int]:
     for i, e in sorted(m.evidence.items()):
         if i == 0 or i == len(d) - 1:  # the last frame alone is no shot: nothing after it
             continue
-        around = d[max(1, i - w) : i] + d[i + 1 : i + 1 + w]
-        base = usual_change(around, cfg.repeat_change)
+        base = calmer_side(d[max(1, i - w) : i], d[i + 1 : i + 1 + w], cfg.repeat_change)
         near = [broad(m, j) for j in (i - 1, i + 1) if 0 < j < len(d)]
         isolated = not near or broad(m, i) >= cfg.cut_isolation * max(near)
         new_picture = e.coarse >= cfg.cut_coarse and e.relit < cfg.cut_relit
@@ -417,6 +416,21 @@ def broad(m: Measurements, i: int) -> float:
     checkerboard's first step right after a cut is no second frame of a fast fade."""
     e = m.evidence.get(i)
     return m.change[i] * min(1.0, e.coarse) if e else m.change[i]
+
+
+def calmer_side(before: list[float], after: list[float], repeat: float) -> float:
+    """The usual change of the calmer of the two sides of a possible cut (`usual_change`
+    of each). A cut often joins a fast shot to a calm one, and its jump need only stand
+    out from the calm side: measured over both, a whip pan or a strobe on one side set a
+    bar the cut's change did not reach. The onset of fast motion inside a shot also has a
+    calm side, but its next frames change as much as it does: the isolation test turns
+    it down. A side shorter than the other by half (the video's first or last frames)
+    shows too little of its motion to judge alone: then both count together."""
+    full = max(len(before), len(after))
+    sides = [side for side in (before, after) if 2 * len(side) >= full]
+    if len(sides) < 2:
+        return usual_change(before + after, repeat)
+    return min(usual_change(side, repeat) for side in sides)
 
 
 def usual_change(around: list[float], repeat: float) -> float:
