@@ -1,15 +1,15 @@
 """Find shot boundaries in one streamed, low-resolution decode pass.
 
 Cuts: a frame whose change towers over the usual change around it (a low quantile of the
-second before and after, repeated frames left out, so camera motion and fast action raise
+second on its calmer side, repeated frames left out, so camera motion and fast action raise
 the bar), is one frame of change rather than several (a fast fade), is not a flash (the
 picture from before the jump comes back within `flash_s`, half a second), and brings a
 new picture: the change survives a blur (a new shot changes the broad picture; motion in
 whole-pixel steps, scrolling text, noise and a breathing vignette change fine detail),
-and the frame after is not the frame before in other light: no one curve per channel
-maps one to the other (a light switched on, an exposure step that clips, a luma curve, a
-translucent flash longer than `flash_s`). Two cuts close together that each leave part of
-the picture relit are the two ends of a long flash, and neither is a cut.
+and the frame after is not the frame before in other light: no one curve per channel,
+RGB or Y'CbCr, maps one to the other (a light switched on, an exposure step that clips, a
+luma curve, a translucent flash longer than `flash_s`). Two cuts close together that each
+leave part of the picture relit are the two ends of a long flash, and neither is a cut.
 
 Gradual transitions (dissolves, fades through black or white, wipes): `tasks.gradual`'s
 network marks the frames that mix two shots, from features of the same tiny frames; a
