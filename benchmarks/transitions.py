@@ -145,9 +145,9 @@ def main() -> None:
     )
     ap.add_argument(
         "--independent-seeds",
-        default="101,102,103,104,105,106",
-        help="sets from benchmarks.independent, a generator nothing trains on: 31-98 were "
-        "looked at while changing the detector (each pair scored once first), 101-106 "
+        default="113,114,115,116,117,118,119,120,121,122,123,124",
+        help="sets from benchmarks.independent, a generator nothing trains on: 31-112 were "
+        "looked at while changing the detector (each set scored once first), 113-124 "
         "only for final scores",
     )
     ap.add_argument("--independent-videos", type=int, default=12)
