@@ -259,10 +259,13 @@ def box_sum(x: np.ndarray, k: int) -> np.ndarray:
     return c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
 
 
+FLAT = 4.0  # a channel's mean squared spread under this (2 levels): no picture to map
+
+
 def relit_share(a: np.ndarray, b: np.ndarray) -> float:
     """How much of one frame's picture a non-decreasing map of the other's values, one per
-    channel, explains: the better of the two directions, and of the map in RGB (pooled
-    over channels) and in Y'CbCr (`ycbcr_share`); 0..1.
+    channel, explains: the better of the map in RGB (`rgb_share`) and in Y'CbCr
+    (`ycbcr_share`); 0..1.
 
     A light switched on, an exposure step, a luma curve or a translucent fill maps every
     value through one curve per channel, clipping included (many values to 255: a map
@@ -270,16 +273,19 @@ def relit_share(a: np.ndarray, b: np.ndarray) -> float:
     one layout (a red bar turning green raises one channel where another falls). It does
     what a correlation does for a linear light change and keeps holding when the light
     clips. 0 when either frame is flat (a plain card has no picture to keep)."""
+    if any(x.reshape(-1, x.shape[2]).var(axis=0).mean() <= FLAT for x in (a, b)):
+        return 0.0
+    return max(rgb_share(a, b), ycbcr_share(a, b))
+
+
+def rgb_share(a: np.ndarray, b: np.ndarray) -> float:
+    """The share one curve per RGB channel explains, pooled over the channels, in the
+    better of the two directions."""
     best = 0.0
     for x, y in ((a, b), (b, a)):
-        left = total = 0.0
-        for c in range(x.shape[2]):
-            r, t = _monotone_fit(x[..., c].ravel(), y[..., c].ravel())
-            left, total = left + r, total + t
-        if total <= 4.0 * y.size:  # a spread under 2 levels: flat
-            return 0.0
-        best = max(best, 1.0 - left / total)
-    return max(best, ycbcr_share(a, b))
+        fits = _channel_fits(x, y)
+        best = max(best, 1.0 - sum(r for r, _ in fits) / sum(t for _, t in fits))
+    return best
 
 
 def ycbcr_share(a: np.ndarray, b: np.ndarray) -> float:
@@ -296,13 +302,15 @@ def ycbcr_share(a: np.ndarray, b: np.ndarray) -> float:
     ya, yb = _ycbcr(a), _ycbcr(b)
     best = 0.0
     for x, y in ((ya, yb), (yb, ya)):
-        shares = []
-        for c in range(3):
-            r, t = _monotone_fit(x[..., c].ravel(), y[..., c].ravel())
-            if t > 4.0 * y[..., c].size:  # a spread over 2 levels: a channel that varies
-                shares.append(1.0 - r / t)
+        pixels = y.shape[0] * y.shape[1]
+        shares = [1.0 - r / t for r, t in _channel_fits(x, y) if t > FLAT * pixels]
         best = max(best, min(shares, default=0.0))
     return best
+
+
+def _channel_fits(x: np.ndarray, y: np.ndarray) -> list[tuple[float, float]]:
+    """Per channel, `_monotone_fit` of y's values on x's: (residual, total)."""
+    return [_monotone_fit(x[..., c].ravel(), y[..., c].ravel()) for c in range(x.shape[2])]
 
 
 def _ycbcr(rgb: np.ndarray) -> np.ndarray:
@@ -426,11 +434,9 @@ def calmer_side(before: list[float], after: list[float], repeat: float) -> float
     calm side, but its next frames change as much as it does: the isolation test turns
     it down. A side shorter than the other by half (the video's first or last frames)
     shows too little of its motion to judge alone: then both count together."""
-    full = max(len(before), len(after))
-    sides = [side for side in (before, after) if 2 * len(side) >= full]
-    if len(sides) < 2:
+    if 2 * min(len(before), len(after)) < max(len(before), len(after)):
         return usual_change(before + after, repeat)
-    return min(usual_change(side, repeat) for side in sides)
+    return min(usual_change(before, repeat), usual_change(after, repeat))
 
 
 def usual_change(around: list[float], repeat: float) -> float:
