@@ -47,6 +47,24 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated(143)
 
 
+STOPPED_CODES = (130, 143)  # Ctrl-C, SIGTERM
+
+
+def _leave_now(code: int) -> None:
+    """Exit a stopped run without the interpreter's teardown. By then what landed is
+    committed and the temporary API is stopped; what the teardown has left to do is a full
+    garbage collection over the modules a run loads (torch, transformers, Prefect). On a
+    2-core box with three busy processes that took 3 s of the 4-5 s a Ctrl-C needed
+    (0.6-1.6 s without it), and a loaded CI run once took 11 s to stop."""
+    import logging
+    import sys
+
+    logging.shutdown()  # the run's log file
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
+
+
 def _flow_command(fn: Any, *args: Any, log_dir: Path | None = None) -> Any:
     """Run a flow-running command: on a temporary Prefect API of its own when none is
     configured, stopped when the command ends; Ctrl-C ends it in seconds, exit 130."""
@@ -1048,6 +1066,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()  # click itself prints bad options and arguments, and exits
+    except SystemExit as e:
+        if e.code in STOPPED_CODES:
+            _leave_now(e.code)
+        raise
     except Exception as e:
         if _STATE["debug"]:
             raise
