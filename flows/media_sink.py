@@ -4,7 +4,12 @@ location (`media.uri`: a folder or s3://bucket/prefix), as `clips/{clip_id}.mp4`
 
 It runs before the LanceDB sink, so the rows it fills (`clip_uri`, `thumbnail_uri`,
 `preview_uri`, `encode_settings`) land with them. Names are the clip ids, so a re-run
-writes nothing new (a file already there at its size is left alone); the files of clips
+writes nothing new: a clip file is left alone when the clip landed before with the same
+encode settings and frame count (a clip id is the object's version and the span, so that
+is the same clip), a thumbnail or preview when it is there at its size. Not the clip file
+by its size: re-encoding one span is not always byte-identical (one CI run rewrote one
+clip of four at another size on `--reprocess`; twelve runs here did not), and an NVENC
+encode promises no such thing at all. The files of clips
 an object no longer has (superseded, pruned) are deleted with them. The clip files were
 cut during preparation from the file already downloaded for analysis, so no source is
 fetched twice. A clip whose staged file is gone (a run resumed from cached preparation
@@ -20,7 +25,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from flows.landing import LandingBatch
-from storage.lance_store import LanceStore
+from storage import schema
+from storage.lance_store import LanceStore, objects_predicate
 from tasks.clip_files import MediaConfig, thumbnail_jpeg
 
 log = logging.getLogger(__name__)
@@ -149,12 +155,14 @@ class MediaSink:
     ) -> None:
         self.store, self.cfg, self.staging, self.media = store, cfg, staging, media
 
-    def _publish(self, kind: str, clip_id: str, data: Path | bytes | None) -> str | None:
-        """Put a clip's file unless it is there already at its size; its URI, or None
-        when there is none."""
+    def _publish(
+        self, kind: str, clip_id: str, data: Path | bytes | None, same: bool = False
+    ) -> str | None:
+        """Put a clip's file unless it is there already and is `same` or at its size; its
+        URI, or None when there is none."""
         name = name_of(kind, clip_id)
         have = self.media.size(name)
-        if data is not None:
+        if data is not None and not (same and have is not None):
             size = data.stat().st_size if isinstance(data, Path) else len(data)
             if have != size:
                 self.media.put(name, data)
@@ -164,14 +172,19 @@ class MediaSink:
     def write(self, batch: LandingBatch) -> None:
         landing = {r.clip_id: r for r in batch.rows}
         clips = {c.clip_id: c for v in batch.videos for c in v.clips}
-        gone = self.store.clip_ids_of(batch.objects()) - set(landing)
+        landed = self._landed(batch.objects())
+        gone = set(landed) - set(landing)
+        settings = self.cfg.settings()
         for clip_id, row in landing.items():
             staged = {s: self.staging / f"{clip_id}{s}" for s in (".mp4", ".webp")}
-            row.clip_uri = self._publish("clip", clip_id, _existing(staged[".mp4"]))
+            before = landed.get(clip_id, {})
+            same = before.get("encode_settings") == settings
+            same = same and before.get("num_frames") == row.num_frames
+            row.clip_uri = self._publish("clip", clip_id, _existing(staged[".mp4"]), same)
             if row.clip_uri is None:
                 log.warning("no clip file for %s (staged file gone, source not refetched)", clip_id)
                 continue
-            row.encode_settings = self.cfg.settings()
+            row.encode_settings = settings
             row.preview_uri = self._publish("preview", clip_id, _existing(staged[".webp"]))
             clip = clips.get(clip_id)
             if clip is not None and clip.keyframes:
@@ -182,6 +195,14 @@ class MediaSink:
         for clip_id in clips:  # landed or not, the staged copies are done with
             for suffix in (".mp4", ".webp"):
                 (self.staging / f"{clip_id}{suffix}").unlink(missing_ok=True)
+
+    def _landed(self, objects: Sequence[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+        """What the table holds now for these objects' clips: id -> settings, frames."""
+        if not objects:
+            return {}
+        columns = ["clip_id", "encode_settings", "num_frames"]
+        rows = self.store.rows(schema.CLIPS, objects_predicate(objects), columns)
+        return {r["clip_id"]: r for r in rows}
 
     def _delete(self, clip_ids: set[str]) -> None:
         for clip_id in sorted(clip_ids):

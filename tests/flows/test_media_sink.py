@@ -5,6 +5,7 @@ failed encode quarantines the clip, never the run. Real flow, ffmpeg, a folder a
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,23 @@ def test_landed_clips_get_their_files_once_and_lose_them_with_the_clip(
     # Done again from scratch: the same names, nothing rewritten.
     run_curate(config.model_copy(update={"reprocess": True}))
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == written
+
+    # A re-encode of the same span need not come out byte for byte the same: one whose size
+    # differs (here: the landed file one MP4 box longer) leaves the landed clip alone...
+    clip = out / "clips" / f"{rows[0]['clip_id']}.mp4"
+    with clip.open("ab") as f:
+        f.write(b"\x00\x00\x00\x08free")
+    grown = (clip.stat().st_size, clip.stat().st_mtime_ns)
+    run_curate(config.model_copy(update={"reprocess": True}))
+    assert (clip.stat().st_size, clip.stat().st_mtime_ns) == grown
+    # ... and other encode settings make every clip file again.
+    crf23 = replace(config.media, crf=23)
+    run_curate(config.model_copy(update={"reprocess": True, "media": crf23}))
+    rows = LanceStore(config.lance_uri).rows(schema.CLIPS)
+    assert {r["encode_settings"].split()[1] for r in rows} == {"crf=23"}
+    remade = {p: p.stat().st_mtime_ns for p in (out / "clips").iterdir()}
+    assert len(remade) == 4 and all(t != written.get(p, grown[1]) for p, t in remade.items())
+    assert clip.stat().st_size < grown[0]  # a new encode, not the grown file
 
     # One video replaced, the other deleted: their old files go, the new ones come.
     shutil.copy(samples["fractal_bars"].path, videos / "night_harbour.mp4")
