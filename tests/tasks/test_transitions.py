@@ -128,7 +128,7 @@ NOT_TRANSITIONS = {
     # A drifting gradient 1.2 stops brighter from 2 s on: a third of its values clip,
     # so the frames either side correlate less, yet one curve per channel still
     # maps the old frame to the new. Its colours and line are given: ffmpeg 5.1's
-    # `gradients` draws them at random whatever its `seed`, and 3 draws in 40 clip every
+    # `gradients` draws colours at random whatever its `seed`, and 3 draws in 40 clip every
     # channel of the whole frame to a flat card, which is a cut to a plain card as far as
     # any picture can tell (relit 0), so the test failed now and then.
     "exposure step that clips": (
