@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from flows.landing import LandingBatch
-from storage import schema
-from storage.lance_store import LanceStore, objects_predicate
+from storage.lance_store import LanceStore
 from tasks.clip_files import MediaConfig, thumbnail_jpeg
 
 log = logging.getLogger(__name__)
@@ -172,7 +171,7 @@ class MediaSink:
     def write(self, batch: LandingBatch) -> None:
         landing = {r.clip_id: r for r in batch.rows}
         clips = {c.clip_id: c for v in batch.videos for c in v.clips}
-        landed = self._landed(batch.objects())
+        landed = self.store.clips_of(batch.objects(), ["encode_settings", "num_frames"])
         gone = set(landed) - set(landing)
         settings = self.cfg.settings()
         for clip_id, row in landing.items():
@@ -195,14 +194,6 @@ class MediaSink:
         for clip_id in clips:  # landed or not, the staged copies are done with
             for suffix in (".mp4", ".webp"):
                 (self.staging / f"{clip_id}{suffix}").unlink(missing_ok=True)
-
-    def _landed(self, objects: Sequence[tuple[str, str]]) -> dict[str, dict[str, Any]]:
-        """What the table holds now for these objects' clips: id -> settings, frames."""
-        if not objects:
-            return {}
-        columns = ["clip_id", "encode_settings", "num_frames"]
-        rows = self.store.rows(schema.CLIPS, objects_predicate(objects), columns)
-        return {r["clip_id"]: r for r in rows}
 
     def _delete(self, clip_ids: set[str]) -> None:
         for clip_id in sorted(clip_ids):

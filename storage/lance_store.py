@@ -275,10 +275,17 @@ class LanceStore:
 
     def clip_ids_of(self, objects: Sequence[tuple[str, str]]) -> set[str]:
         """The clip ids that these (bucket, key) objects have in the table now."""
+        return set(self.clips_of(objects, []))
+
+    def clips_of(
+        self, objects: Sequence[tuple[str, str]], columns: list[str]
+    ) -> dict[str, dict[str, Any]]:
+        """These (bucket, key) objects' clip rows in the table now, by clip id: the id and
+        `columns`."""
         if not objects:
-            return set()
-        rows = self.rows(schema.CLIPS, objects_predicate(objects), ["clip_id"])
-        return {r["clip_id"] for r in rows}
+            return {}
+        rows = self.rows(schema.CLIPS, objects_predicate(objects), ["clip_id", *columns])
+        return {r["clip_id"]: r for r in rows}
 
     def delete_other_versions(self, bucket: str, key: str, keep_etag: str) -> None:
         """Drop clips of earlier versions of an object."""

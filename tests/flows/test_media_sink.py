@@ -61,12 +61,14 @@ def test_landed_clips_get_their_files_once_and_lose_them_with_the_clip(
     run_curate(config.model_copy(update={"reprocess": True}))
     assert (clip.stat().st_size, clip.stat().st_mtime_ns) == grown
     # ... and other encode settings make every clip file again.
+    clips = {p: p.stat().st_mtime_ns for p in (out / "clips").iterdir()}
     crf23 = replace(config.media, crf=23)
     run_curate(config.model_copy(update={"reprocess": True, "media": crf23}))
     rows = LanceStore(config.lance_uri).rows(schema.CLIPS)
     assert {r["encode_settings"].split()[1] for r in rows} == {"crf=23"}
     remade = {p: p.stat().st_mtime_ns for p in (out / "clips").iterdir()}
-    assert len(remade) == 4 and all(t != written.get(p, grown[1]) for p, t in remade.items())
+    assert remade.keys() == clips.keys() and len(remade) == 4
+    assert all(remade[p] != clips[p] for p in clips)
     assert clip.stat().st_size < grown[0]  # a new encode, not the grown file
 
     # One video replaced, the other deleted: their old files go, the new ones come.
