@@ -58,6 +58,9 @@ class TransitionConfig:
     cut_relit: float = 0.86  # a monotone map of one side explaining more of the other: relit
     long_flash_s: float = 1.5  # two cuts this close, each partly relit: a long flash
     long_flash_relit: float = 0.45  # ... each with at least this much of the picture relit
+    # ... or each a jump to or from a flat card, the picture after it this close to the one
+    # before it (profile change, as a share of the first jump's): the card was a flash
+    flat_flash_return: float = 0.1
     gradual_on: float = 0.5  # network probability that starts a gradual transition
     gradual_off: float = 0.3  # ... and that keeps one going (hysteresis)
     gradual_min_s: float = 0.2  # shorter marked runs are noise
@@ -400,23 +403,44 @@ def after_flat_frame(i: int, base: float, m: Measurements, cfg: TransitionConfig
 
 def without_long_flashes(cuts: list[int], m: Measurements, cfg: TransitionConfig) -> list[int]:
     """Cuts less those that are the two ends of a flash longer than `flash_s` (whose
-    return the revert test does not see): two cuts within `long_flash_s` where, at each,
-    one curve per channel still explains `long_flash_relit` of one side from the other.
+    return the revert test does not see): two cuts within `long_flash_s` where either
 
-    A translucent fill or a strobe keeps the picture under it, only flattened: too noisy
-    for the relit test's `cut_relit` once the fill is heavy, but far from a new shot's
-    near zero (on the looked-at independent sets, seeds 31-82 and 91-93, the lower end of
-    15 such pairs 0.34-0.81). A short shot between two others is a new picture at one end
-    at least: the lower end was at most 0.13 for 91 of the 92 pairs of true cuts there,
-    0.31 for one (a vignette); but 0.42 for a short perturbed copy in the training
-    catalogue's wide set 901, hence 0.45 (0.5 until a 0.8 s fill on seed 93 left 0.49)."""
+    - at each, one curve per channel still explains `long_flash_relit` of one side from
+      the other. A translucent fill or a strobe keeps the picture under it, only
+      flattened: too noisy for the relit test's `cut_relit` once the fill is heavy, but
+      far from a new shot's near zero (on the looked-at independent sets, seeds 31-82 and
+      91-93, the lower end of 15 such pairs 0.34-0.81). A short shot between two others
+      is a new picture at one end at least: the lower end was at most 0.13 for 91 of the
+      92 pairs of true cuts there, 0.31 for one (a vignette); but 0.42 for a short
+      perturbed copy in the training catalogue's wide set 901, hence 0.45 (0.5 until a
+      0.8 s fill on seed 93 left 0.49);
+    - or the frames between are a flat card (relit 0 at both jumps: no picture to map)
+      and the picture after it is the one before it (`flat_flash_return`). A fill heavy
+      enough to flatten the frame leaves nothing to relight, but the picture it hid
+      comes back. On the looked-at independent seeds 91-124, five pairs of false cuts
+      around a heavy fill came back to 0.006-0.04 of the jump; the four other pairs with
+      a flat card between came back to 0.22 at the least (two true cuts around a black
+      frame), hence 0.1."""
     span = cfg.long_flash_s * m.fps
     flashing: set[int] = set()
     for i, j in pairwise(cuts):
+        if j - i > span:
+            continue
         relit = min(m.evidence[i].relit, m.evidence[j].relit)
-        if j - i <= span and relit >= cfg.long_flash_relit:
+        if relit >= cfg.long_flash_relit or flat_card_returns(i, j, m, cfg):
             flashing |= {i, j}
     return [c for c in cuts if c not in flashing]
+
+
+def flat_card_returns(i: int, j: int, m: Measurements, cfg: TransitionConfig) -> bool:
+    """Whether cuts i < j enclose a flat card after which the picture before i comes
+    back: grey profiles of frames i-1 and j nearer than `flat_flash_return` times the
+    profiles' jump at i."""
+    if m.evidence[i].relit != 0.0 or m.evidence[j].relit != 0.0 or len(m.profiles) <= j:
+        return False
+    before, card, after = (m.profiles[k].astype(np.float32) for k in (i - 1, i, j))
+    jump = float(np.abs(card - before).mean())
+    return float(np.abs(after - before).mean()) < cfg.flat_flash_return * jump
 
 
 def broad(m: Measurements, i: int) -> float:

@@ -110,6 +110,13 @@ NOT_TRANSITIONS = {
         "drawbox=c=white@0.8:t=fill:enable='between(t\\,1.5\\,2.3)'",
         4,
     ),
+    # A flash that whites the whole frame out for 0.8 s over a moving test card: too long
+    # for the revert test and nothing left to relight at either end (a 97% fill still
+    # leaves 0.9 relit), but the picture that comes back is the one that left.
+    "long flat fill": (
+        "testsrc2=s=160x90:r=25,drawbox=c=white:t=fill:enable='between(t\\,1.5\\,2.3)'",
+        4,
+    ),
     # One black frame in a moving test card (a dropped frame filled with black): the picture
     # after it is the one before it, so it is a flash, not a cut through black.
     "one black frame": ("testsrc2=s=160x90:r=25,drawbox=c=black:t=fill:enable='eq(n\\,50)'", 4),
@@ -208,6 +215,23 @@ def test_a_cutaway_that_returns_keeps_both_its_cuts(tmp_path: Path) -> None:
     assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [
         ("cut", 50),
         ("cut", 58),
+    ]
+
+
+def test_a_cut_to_black_and_on_to_another_shot_is_two_cuts(tmp_path: Path) -> None:
+    """0.8 s of black between two shots: as close as a long flat fill's two ends, but the
+    picture after the black is not the one before it."""
+    video = make_media(
+        tmp_path / "black.mp4",
+        "testsrc2=s=160x90:r=25,trim=duration=2[a];"
+        "color=c=black:s=160x90:r=25,trim=duration=0.8[b];"
+        "mandelbrot=s=160x90:r=25,trim=duration=1.2,setpts=PTS-STARTPTS[c];"
+        "[a][b][c]concat=n=3:v=1:a=0[out0]",
+        4,
+    )
+    assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [
+        ("cut", 50),
+        ("cut", 70),
     ]
 
 
