@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import torch  # imported where used: only training needs it
 
 CONFIG = TransitionConfig()
-MEASURES = 6  # what FrameMeter keeps per frame: raise it when that or how it is measured changes
+MEASURES = 8  # what FrameMeter keeps per frame: raise it when that or how it is measured changes
 DILATIONS = (2, 4, 8, 16)
 HIDDEN = 32
 DROPOUT = 0.1  # these three from a small sweep on the validation sets: the network
@@ -101,6 +101,7 @@ def measure(video: Path) -> Path:
         stride=m.stride,
         times=np.asarray(m.times),
         change=np.asarray(m.change),
+        broad=np.asarray(m.broad),
         evidence=np.asarray([(i, *e) for i, e in sorted(m.evidence.items())]).reshape(-1, 4),
         features=m.features,
         profiles=m.profiles,
@@ -117,6 +118,7 @@ def load_measurements(path: Path) -> Measurements:
         int(z["stride"]),
         z["times"].tolist(),
         z["change"].tolist(),
+        z["broad"].tolist(),
         [(0.0, 0.0)] * n,
         evidence,
         z["features"],

@@ -210,6 +210,7 @@ def concatenate(pieces: list[tuple[Measured, int, int]]) -> Measurements:
     first = pieces[0][0].m
     times: list[float] = []
     change: list[float] = []
+    broad: list[float] = []
     velocity: list[tuple[float, float]] = []
     evidence = {}
     features, profiles = [], []
@@ -217,6 +218,7 @@ def concatenate(pieces: list[tuple[Measured, int, int]]) -> Measurements:
         m, start = part.m, len(times)
         times += m.times[lo:hi]
         change += m.change[lo:hi]
+        broad += m.broad[lo:hi]
         velocity += m.velocity[lo:hi]
         profiles.append(m.profiles[lo:hi])
         evidence |= {start + i - lo: e for i, e in m.evidence.items() if lo <= i < hi}
@@ -228,6 +230,7 @@ def concatenate(pieces: list[tuple[Measured, int, int]]) -> Measurements:
         first.stride,
         times,
         change,
+        broad,
         velocity,
         evidence,
         np.concatenate(features),

@@ -101,6 +101,7 @@ class Measurements:
     stride: int  # the gradual network sees every stride-th frame
     times: list[float]
     change: list[float]  # mean |frame - previous frame| on 0..1: the motion signal
+    broad: list[float]  # ... of that change, what survives a 5x5 blur (`broad_change`)
     velocity: list[tuple[float, float]]
     evidence: dict[int, CutEvidence]  # each possible cut (change >= cut_threshold)
     features: np.ndarray  # the gradual network's features, a row per network frame
@@ -148,6 +149,7 @@ class FrameMeter:
         self.flash = max(1, round(cfg.flash_s * self.fps))  # frames a flash may last
         self.times: list[float] = []
         self.change: list[float] = []
+        self.broad: list[float] = []
         self.velocity: list[tuple[float, float]] = []
         self.profiles: list[np.ndarray] = []
         self.evidence: dict[int, CutEvidence] = {}
@@ -174,6 +176,7 @@ class FrameMeter:
             self.stride,
             self.times,
             self.change,
+            self.broad,
             self.velocity,
             self.evidence,
             self.features.matrix(),
@@ -190,8 +193,10 @@ class FrameMeter:
         grey = raw.sum(axis=3, dtype=np.float32) / 3.0
         lo, hi = start - self._first, end - self._first
         prev = np.maximum(np.arange(lo, hi) - 1, 0)  # the first frame is its own previous
-        change = _mean_abs(held[lo:hi] - held[prev])
+        diff = held[lo:hi] - held[prev]
+        change = _mean_abs(diff)
         self.change.extend(change.tolist())
+        self.broad.extend(broad_change(diff).tolist())
         times = np.asarray(self.times[self._first : end])
         dt = np.maximum(times[lo:hi] - times[prev], 1.0 / self.fps)
         if start == 0:
@@ -223,7 +228,7 @@ class FrameMeter:
             if pairs.any():
                 x, y = held[after - self._first], held[before - self._first]
                 revert = float(_mean_abs(y[:, None] - x[None, :])[pairs].min())
-            coarse = _mean_abs(box_sum(b - a, 5)) / 25.0 / max(float(change[k]), 1e-9)
+            coarse = self.broad[i] / max(float(change[k]), 1e-9)
             self.evidence[i] = CutEvidence(revert, float(coarse), relit_share(a, b))
 
 
@@ -261,11 +266,18 @@ def pan_left(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     return left
 
 
+def broad_change(diff: np.ndarray) -> np.ndarray:
+    """Per frame, from (n, h, w, 3) differences of 8-bit frames: the mean |difference| left
+    after a 5x5 blur, on 0..1. A new shot changes the broad picture; stepped motion, a
+    ticker or noise change fine detail, which the blur averages away."""
+    return _mean_abs(box_sum(diff, 5)) / 25.0
+
+
 def box_sum(x: np.ndarray, k: int) -> np.ndarray:
-    """Sums over every k x k window of an (h, w, c) array (integral image; 'valid')."""
-    c = np.cumsum(np.cumsum(x.astype(np.int32), axis=0), axis=1)
-    c = np.pad(c, ((1, 0), (1, 0), (0, 0)))
-    return c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
+    """Sums over every k x k window of (..., h, w, c) arrays (integral image; 'valid')."""
+    c = np.cumsum(np.cumsum(x.astype(np.int32), axis=-3), axis=-2)
+    c = np.pad(c, [(0, 0)] * (c.ndim - 3) + [(1, 0), (1, 0), (0, 0)])
+    return c[..., k:, k:, :] - c[..., :-k, k:, :] - c[..., k:, :-k, :] + c[..., :-k, :-k, :]
 
 
 FLAT = 4.0  # a channel's mean squared spread under this (2 levels): no picture to map
@@ -450,10 +462,11 @@ def flat_card_returns(i: int, j: int, m: Measurements, cfg: TransitionConfig) ->
 
 
 def broad(m: Measurements, i: int) -> float:
-    """Frame i's change that survives a blur, where it was measured (a possible cut): a
-    checkerboard's first step right after a cut is no second frame of a fast fade."""
-    e = m.evidence.get(i)
-    return m.change[i] * min(1.0, e.coarse) if e else m.change[i]
+    """Frame i's change that survives a blur: a checkerboard's first step right after a cut
+    is no second frame of a fast fade. Every frame's, so a possible cut and the frames
+    beside it are weighed alike (until 2026-12-07 only possible cuts had it, and a busy
+    neighbour under `cut_threshold` counted with its whole change)."""
+    return m.broad[i]
 
 
 def calmer_side(before: list[float], after: list[float], repeat: float) -> float:

@@ -111,6 +111,7 @@ def measurements(n: int, fps: float = 25.0) -> Measurements:
         1,
         [i / fps for i in range(n)],
         [0.01] * n,
+        [0.01] * n,
         [(0.0, 0.0)] * n,
         {},
         np.zeros((n, 1)),

@@ -60,6 +60,7 @@ def test_marked_runs_the_check_rejects_are_dropped() -> None:
         1,
         [i / fps for i in range(n)],
         [0.01] * n,
+        [0.01] * n,
         [(0.0, 0.0)] * n,
         {},
         np.full((n, gradual.N_FEATURES), 0.05),

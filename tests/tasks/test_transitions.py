@@ -233,6 +233,25 @@ def test_a_cut_to_black_and_on_to_another_shot_is_two_cuts(tmp_path: Path) -> No
     ]
 
 
+def test_a_cut_into_a_shot_that_steps_at_once_is_still_a_cut(tmp_path: Path) -> None:
+    """A still card, then a fine checkerboard that moves a pixel on the frame after the
+    cut. That step changes as many pixels as the cut does but none of the broad picture:
+    the cut is one frame of broad change, and isolation weighs both frames by what
+    survives a blur (the step's change is under `cut_threshold`, where until 2026-12-07 it
+    counted whole and the cut was lost)."""
+    video = make_media(
+        tmp_path / "steps.mp4",
+        "color=c=0x6a3a20:s=640x360:r=25,"
+        "drawbox=x=100:y=60:w=200:h=160:color=0x301808:t=fill,trim=duration=2[a];"
+        "nullsrc=s=80x45:r=25,format=yuv444p,"
+        "geq=lum='40+70*mod(floor((X+(T+0.13)*6)/3)+floor(Y/3)\\,2)':cb=100:cr=160,"
+        "scale=640:360:flags=neighbor,format=yuv420p,trim=duration=2,setpts=PTS-STARTPTS[b];"
+        "[a][b]concat=n=2:v=1:a=0[out0]",
+        4,
+    )
+    assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [("cut", 50)]
+
+
 def test_a_cut_through_one_black_frame_is_one_cut_at_the_new_shot(tmp_path: Path) -> None:
     """A black frame left between two shots by an edit: the jumps into and out of it are
     alike, so neither stands alone, and each is bigger than the change from the old shot to
