@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import torch  # imported where used: only training needs it
 
 CONFIG = TransitionConfig()
-MEASURES = 8  # what FrameMeter keeps per frame: raise it when that or how it is measured changes
+MEASURES = 9  # what FrameMeter keeps per frame: raise it when that or how it is measured changes
 DILATIONS = (2, 4, 8, 16)
 HIDDEN = 32
 DROPOUT = 0.1  # these three from a small sweep on the validation sets: the network
@@ -81,7 +81,15 @@ def measurement_key() -> str:
     """What the measurements depend on: the decode's arguments, frame size, the features
     and the settings that change what is measured (not those that only decide)."""
     decode = media.input_args(Path("video"), fast=CONFIG.fast_decode)[:-2]
-    measured = [CONFIG.cut_threshold, CONFIG.flash_s, gradual.N_FEATURES, MEASURES, ROWS_PER_ROW]
+    measured = [
+        CONFIG.cut_floor,
+        CONFIG.cut_threshold,
+        CONFIG.cut_isolation,  # faint changes get evidence only when isolated
+        CONFIG.flash_s,
+        gradual.N_FEATURES,
+        MEASURES,
+        ROWS_PER_ROW,
+    ]
     spec = json.dumps([decode, gradual.FRAME_SIZE, measured], sort_keys=True)
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
@@ -102,7 +110,9 @@ def measure(video: Path) -> Path:
         times=np.asarray(m.times),
         change=np.asarray(m.change),
         broad=np.asarray(m.broad),
-        evidence=np.asarray([(i, *e) for i, e in sorted(m.evidence.items())]).reshape(-1, 4),
+        evidence=np.asarray([(i, *e) for i, e in sorted(m.evidence.items())]).reshape(
+            -1, 1 + len(CutEvidence._fields)
+        ),
         features=m.features,
         profiles=m.profiles,
     )

@@ -147,14 +147,14 @@ def test_a_new_picture_inside_a_marked_run_stays_a_cut() -> None:
     the middle of a marked flash): the cut is no step of a fade, whose frames keep much of
     the frame before; a flat side (a fade's white) says nothing either way."""
     m = measurements(200)
-    m.evidence[103] = CutEvidence(revert=0.3, coarse=0.95, relit=0.05)
+    m.evidence[103] = CutEvidence(revert=0.3, coarse=0.95, relit=0.05, spread=1.0)
     found = resolve([103], [(90, 120, 0.9)], m, TransitionConfig())
     assert [(t.kind, t.start_frame, t.end_frame) for t in found] == [
         ("cut", 103, 103),
         ("gradual", 104, 120),  # the longer side stays marked
     ]
     for relit in (0.6, 0.0):  # the old picture in other light; a flat frame
-        m.evidence[103] = CutEvidence(revert=0.3, coarse=0.95, relit=relit)
+        m.evidence[103] = CutEvidence(revert=0.3, coarse=0.95, relit=relit, spread=1.0)
         [t] = resolve([103], [(90, 120, 0.9)], m, TransitionConfig())
         assert (t.kind, t.start_frame, t.end_frame) == ("gradual", 90, 120)
 

@@ -252,6 +252,24 @@ def test_a_cut_into_a_shot_that_steps_at_once_is_still_a_cut(tmp_path: Path) -> 
     assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [("cut", 50)]
 
 
+def test_a_faint_cut_between_two_grey_shots_is_still_a_cut(tmp_path: Path) -> None:
+    """Two low-contrast grey shots, stripes one way then the other: the cut changes the
+    mean pixel by about 0.05, under `cut_threshold`, but throughout the picture and into one
+    no curve maps the old one to (a faint cut). The box in the samples' night_sea shot,
+    which wraps round the frame with a change as faint, is held by the night_harbour test."""
+    stripes = "nullsrc=s=80x45:r=25,format=yuv444p,geq=lum='128+14*sin({})':cb=128:cr=128,"
+    video = make_media(
+        tmp_path / "faint.mp4",
+        stripes.format("X/5+T")
+        + "scale=640:360,format=yuv420p,trim=duration=2[a];"
+        + stripes.format("Y/4-T")
+        + "scale=640:360,format=yuv420p,trim=duration=2,setpts=PTS-STARTPTS[b];"
+        "[a][b]concat=n=2:v=1:a=0[out0]",
+        4,
+    )
+    assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [("cut", 50)]
+
+
 def test_a_cut_through_one_black_frame_is_one_cut_at_the_new_shot(tmp_path: Path) -> None:
     """A black frame left between two shots by an edit: the jumps into and out of it are
     alike, so neither stands alone, and each is bigger than the change from the old shot to
