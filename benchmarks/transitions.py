@@ -2,7 +2,7 @@
 
     .venv/bin/pip install -e '.[bench]'     # PySceneDetect and OpenCV
     python -m benchmarks.transitions [--videos 16] [--seeds 7,11,13,17]
-        [--wide-seeds 900,901] [--independent-seeds 125,126,...,136]
+        [--wide-seeds 900,901] [--independent-seeds 137,138,...,146]
         [--speed-seconds 120] [--repeats 3]
 
 Accuracy: `benchmarks.synthetic.benchmark_video` sets (moving boxes, pans, zooms, moving
@@ -145,9 +145,9 @@ def main() -> None:
     )
     ap.add_argument(
         "--independent-seeds",
-        default="125,126,127,128,129,130,131,132,133,134,135,136",
-        help="sets from benchmarks.independent, a generator nothing trains on: 31-124 were "
-        "looked at while changing the detector (each set scored once first), 125-136 "
+        default="137,138,139,140,141,142,143,144,145,146",
+        help="sets from benchmarks.independent, a generator nothing trains on: 31-136 were "
+        "looked at while changing the detector (each set scored once first), 137-146 "
         "only for final scores",
     )
     ap.add_argument("--independent-videos", type=int, default=12)
