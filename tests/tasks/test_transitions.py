@@ -178,20 +178,28 @@ def test_a_cut_to_a_recoloured_copy_of_the_shot_is_still_a_cut(
     assert (t.kind, t.start_frame) == ("cut", 50)
 
 
-def test_a_short_shot_between_two_others_keeps_both_its_cuts(tmp_path: Path) -> None:
-    """0.4 s of colour bars between two shots: as close as a long flash's two ends, but
-    each end brings a new picture."""
+@pytest.mark.parametrize(
+    ("middle", "seconds", "second_cut"),
+    [("smptebars=s=160x90:r=25", 0.4, 60), ("color=c=black:s=160x90:r=25", 0.8, 70)],
+    ids=["short-shot", "black"],
+)
+def test_a_short_shot_between_two_others_keeps_both_its_cuts(
+    tmp_path: Path, middle: str, seconds: float, second_cut: int
+) -> None:
+    """0.4 s of colour bars, or 0.8 s of black, between two shots: as close as the two ends
+    of a long flash or a long flat fill, but each end brings a new picture (the picture
+    after the black is not the one before it)."""
     video = make_media(
         tmp_path / "insert.mp4",
         "testsrc2=s=160x90:r=25,trim=duration=2[a];"
-        "smptebars=s=160x90:r=25,trim=duration=0.4,setpts=PTS-STARTPTS[b];"
-        "mandelbrot=s=160x90:r=25,trim=duration=1.6,setpts=PTS-STARTPTS[c];"
+        f"{middle},trim=duration={seconds},setpts=PTS-STARTPTS[b];"
+        f"mandelbrot=s=160x90:r=25,trim=duration={2 - seconds},setpts=PTS-STARTPTS[c];"
         "[a][b][c]concat=n=3:v=1:a=0[out0]",
         4,
     )
     assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [
         ("cut", 50),
-        ("cut", 60),
+        ("cut", second_cut),
     ]
 
 
@@ -213,23 +221,6 @@ def test_a_cutaway_that_returns_keeps_both_its_cuts(tmp_path: Path) -> None:
     assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [
         ("cut", 50),
         ("cut", 58),
-    ]
-
-
-def test_a_cut_to_black_and_on_to_another_shot_is_two_cuts(tmp_path: Path) -> None:
-    """0.8 s of black between two shots: as close as a long flat fill's two ends, but the
-    picture after the black is not the one before it."""
-    video = make_media(
-        tmp_path / "black.mp4",
-        "testsrc2=s=160x90:r=25,trim=duration=2[a];"
-        "color=c=black:s=160x90:r=25,trim=duration=0.8[b];"
-        "mandelbrot=s=160x90:r=25,trim=duration=1.2,setpts=PTS-STARTPTS[c];"
-        "[a][b][c]concat=n=3:v=1:a=0[out0]",
-        4,
-    )
-    assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [
-        ("cut", 50),
-        ("cut", 70),
     ]
 
 
