@@ -115,7 +115,11 @@ class Measurements:
     stride: int  # the gradual network sees every stride-th frame
     times: list[float]
     change: list[float]  # mean |frame - previous frame| on 0..1: the motion signal
-    broad: list[float]  # ... of that change, what survives a 5x5 blur (`broad_change`)
+    # ... of that change, what survives a 5x5 blur (`broad_change`): a checkerboard's first
+    # step right after a cut is no second frame of a fast fade. Every frame's, so a
+    # possible cut and the frames beside it are weighed alike (until 2026-12-07 only
+    # possible cuts had it, and a busy neighbour under `cut_threshold` counted whole)
+    broad: list[float]
     velocity: list[tuple[float, float]]
     evidence: dict[int, CutEvidence]  # each possible cut (`possible_cuts`)
     features: np.ndarray  # the gradual network's features, a row per network frame
@@ -440,8 +444,8 @@ def find_cuts(m: Measurements, cfg: TransitionConfig) -> list[int]:
         if i == 0 or i == len(d) - 1:  # the last frame alone is no shot: nothing after it
             continue
         base = calmer_side(d[max(1, i - w) : i], d[i + 1 : i + 1 + w], cfg.repeat_change)
-        near = [broad(m, j) for j in (i - 1, i + 1) if 0 < j < len(d)]
-        isolated = is_isolated(broad(m, i), near, cfg)
+        near = [m.broad[j] for j in (i - 1, i + 1) if 0 < j < len(d)]
+        isolated = is_isolated(m.broad[i], near, cfg)
         faint = d[i] < cfg.cut_threshold
         relit_at_most = cfg.cut_faint_relit if faint else cfg.cut_relit
         new_picture = e.coarse >= cfg.cut_coarse and e.relit < relit_at_most
@@ -526,14 +530,6 @@ def flat_card_returns(i: int, j: int, m: Measurements, cfg: TransitionConfig) ->
     before, card, after = (m.profiles[k].astype(np.float32) for k in (i - 1, i, j))
     jump = float(np.abs(card - before).mean())
     return float(np.abs(after - before).mean()) < cfg.flat_flash_return * jump
-
-
-def broad(m: Measurements, i: int) -> float:
-    """Frame i's change that survives a blur: a checkerboard's first step right after a cut
-    is no second frame of a fast fade. Every frame's, so a possible cut and the frames
-    beside it are weighed alike (until 2026-12-07 only possible cuts had it, and a busy
-    neighbour under `cut_threshold` counted with its whole change)."""
-    return m.broad[i]
 
 
 def calmer_side(before: list[float], after: list[float], repeat: float) -> float:
