@@ -94,31 +94,50 @@ def assign(truth: list[Truth], pred: list[tuple[str, int, int]]) -> list[int | N
     return out
 
 
+CLASSES = ("cut", "gradual")
+
+
+def video_tally(
+    truth: list[Truth], pred: list[tuple[str, int, int]]
+) -> tuple[dict[str, list[int]], list[float]]:
+    """One video's matching, counted: per class [true positives, false positives,
+    truths], and the range IoU of each matched gradual prediction. `score` sums these;
+    `f1_intervals` resamples them, so the matching runs once per video."""
+    counts = {c: [0, 0, 0] for c in CLASSES}
+    overlaps: list[float] = []
+    for t in truth:
+        counts[t.kind][2] += 1
+    for (kind, a, b), match in zip(pred, assign(truth, pred), strict=True):
+        if match is None:
+            counts[kind][1] += 1
+            continue
+        t = truth[match]
+        counts[t.kind][0] += 1
+        if kind == t.kind == "gradual":
+            inter = min(b, t.end) - max(a, t.start) + 1
+            overlaps.append(max(0, inter) / (max(b, t.end) - min(a, t.start) + 1))
+    return counts, overlaps
+
+
+def precision_recall_f1(tp: int, fp: int, n_truth: int) -> tuple[float, float, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / n_truth if n_truth else 0.0
+    return p, r, 2 * p * r / (p + r) if p + r else 0.0
+
+
 def score(truths: list[list[Truth]], preds: list[list[tuple[str, int, int]]]) -> dict[str, float]:
     """Precision, recall and F1 per class, and how well matched gradual ranges overlap
     their truth (mean intersection over union of the frame ranges)."""
+    totals = {c: np.zeros(3, dtype=int) for c in CLASSES}
     overlaps: list[float] = []
-    tp = {"cut": 0, "gradual": 0}
-    n_truth = {"cut": 0, "gradual": 0}
-    fp = {"cut": 0, "gradual": 0}
     for truth, pred in zip(truths, preds, strict=True):
-        for t in truth:
-            n_truth[t.kind] += 1
-        for (kind, a, b), match in zip(pred, assign(truth, pred), strict=True):
-            if match is None:
-                fp[kind] += 1
-            else:
-                t = truth[match]
-                tp[t.kind] += 1
-                if kind == t.kind == "gradual":
-                    inter = min(b, t.end) - max(a, t.start) + 1
-                    overlaps.append(max(0, inter) / (max(b, t.end) - min(a, t.start) + 1))
+        counts, ious = video_tally(truth, pred)
+        for c in CLASSES:
+            totals[c] += counts[c]
+        overlaps += ious
     out = {"gradual_iou": sum(overlaps) / len(overlaps) if overlaps else 0.0}
-    for c in ("cut", "gradual"):
-        p = tp[c] / (tp[c] + fp[c]) if tp[c] + fp[c] else 0.0
-        r = tp[c] / n_truth[c] if n_truth[c] else 0.0
-        out[f"{c}_p"], out[f"{c}_r"] = p, r
-        out[f"{c}_f1"] = 2 * p * r / (p + r) if p + r else 0.0
+    for c in CLASSES:
+        out[f"{c}_p"], out[f"{c}_r"], out[f"{c}_f1"] = precision_recall_f1(*totals[c])
     return out
 
 
@@ -132,17 +151,15 @@ def f1_intervals(
     again with replacement, `rounds` times). One set of a hundred videos is a sample of
     the generator; the interval says how far another such set could land, so a goal is
     met when the interval clears it, not when one set's figure does."""
-    rng = random.Random(seed)
-    n = len(truths)
-    drawn: dict[str, list[float]] = {"cut": [], "gradual": []}
-    for _ in range(rounds):
-        pick = [rng.randrange(n) for _ in range(n)]
-        s = score([truths[i] for i in pick], [preds[i] for i in pick])
-        for c in drawn:
-            drawn[c].append(s[f"{c}_f1"])
-    return {
-        c: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for c, v in drawn.items()
-    }
+    tallies = [video_tally(t, p)[0] for t, p in zip(truths, preds, strict=True)]
+    per_video = {c: np.array([v[c] for v in tallies], dtype=int) for c in CLASSES}
+    picks = np.random.default_rng(seed).integers(0, len(tallies), size=(rounds, len(tallies)))
+    out = {}
+    for c in CLASSES:
+        sums = per_video[c][picks].sum(axis=1)  # (rounds, 3)
+        f1 = [precision_recall_f1(*row)[2] for row in sums]
+        out[c] = (float(np.percentile(f1, 2.5)), float(np.percentile(f1, 97.5)))
+    return out
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -49,6 +49,7 @@ def test_the_shipped_check_drops_runs_the_network_marks_inside_shots(tmp_path: P
 
     unchecked = found(TransitionConfig(gradual_run_check=0))
     assert [k for k, _ in unchecked].count("gradual") == 3
+    assert all(start < 177 for kind, start in unchecked if kind == "gradual")  # in shot one
     assert [k for k, _ in found(TransitionConfig())] == ["cut", "cut"]
 
 
