@@ -243,6 +243,27 @@ def test_a_cut_into_a_shot_that_steps_at_once_is_still_a_cut(tmp_path: Path) -> 
     assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [("cut", 50)]
 
 
+def test_a_cut_between_two_fine_checkerboards_is_a_cut(tmp_path: Path) -> None:
+    """A drifting checkerboard cut to a finer one drifting the other way, in one colour:
+    at 48x27 the cells are one or two pixels, so a blur leaves 5% of the jump, as little
+    as a fine pattern stepping in place leaves (the 'whole-pixel steps' case above). But
+    no curve maps one board to the other and the columns' and rows' means move, where a
+    stepping pattern's stay (`fine_new_pattern`)."""
+    board = (
+        "nullsrc=s=80x45:r=25,format=yuv444p,"
+        "geq=lum='40+170*mod(floor((X+T*{vx})/{cell})+floor(Y/{cell})\\,2)':cb=150:cr=90,"
+        "scale=640:360:flags=bicubic,format=yuv420p"
+    )
+    video = make_media(
+        tmp_path / "boards.mp4",
+        f"{board.format(vx=4, cell=3)},trim=duration=2[a];"
+        f"{board.format(vx=-3, cell=4)},trim=duration=2,setpts=PTS-STARTPTS[b];"
+        "[a][b]concat=n=2:v=1:a=0[out0]",
+        4,
+    )
+    assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [("cut", 50)]
+
+
 # low-contrast grey stripes, drifting slowly; {} is the sine's argument
 STRIPES = "nullsrc=s=80x45:r=25,format=yuv444p,geq=lum='128+14*sin({})':cb=128:cr=128,scale=320:180"
 
@@ -263,31 +284,33 @@ def test_a_faint_cut_between_two_grey_shots_is_still_a_cut(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(
-    ("old", "new"),
+    ("old", "new", "black"),
     [
-        ("testsrc2=s=160x90:r=25", "mandelbrot=s=160x90:r=25"),
-        (STRIPES.format("X/5+T"), STRIPES.format("Y/4-T")),
+        ("testsrc2=s=160x90:r=25", "mandelbrot=s=160x90:r=25", 1),
+        (STRIPES.format("X/5+T"), STRIPES.format("Y/4-T"), 1),
+        ("testsrc2=s=160x90:r=25", "mandelbrot=s=160x90:r=25", 2),
     ],
-    ids=["unlike", "faint"],
+    ids=["unlike", "faint", "two-black-frames"],
 )
-def test_a_cut_through_one_black_frame_is_one_cut_at_the_new_shot(
-    tmp_path: Path, old: str, new: str
+def test_a_cut_through_black_frames_is_one_cut_at_the_new_shot(
+    tmp_path: Path, old: str, new: str, black: int
 ) -> None:
     """A black frame left between two shots by an edit: the jumps into and out of it are
     alike, so neither stands alone, and each is bigger than the change from the old shot to
     the new one, so each looks like a flash that returns. It is one cut, at the new shot,
     when the change across the gap is a cut's, down to `cut_floor` (the faint case's is
     about 0.05, a jump cut between look-alikes; a flash in a still shot changes nothing
-    across it)."""
+    across it). Two black frames repeat each other, so each jump stands alone: two cuts
+    two frames apart, one shot's start (`one_cut_per_gap`)."""
     video = make_media(
         tmp_path / "gap.mp4",
         f"{old},scale=160:90,format=yuv420p,trim=duration=2[a];"
-        "color=c=black:s=160x90:r=25,format=yuv420p,trim=duration=0.04[b];"
+        f"color=c=black:s=160x90:r=25,format=yuv420p,trim=end_frame={black}[b];"
         f"{new},scale=160:90,format=yuv420p,trim=duration=2,setpts=PTS-STARTPTS[c];"
         "[a][b][c]concat=n=3:v=1:a=0[out0]",
         4,
     )
-    assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [("cut", 51)]
+    assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [("cut", 50 + black)]
 
 
 def test_steady_motion_is_not_a_transition(samples: dict) -> None:
