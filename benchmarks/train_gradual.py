@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import torch  # imported where used: only training needs it
 
 CONFIG = TransitionConfig()
-MEASURES = 9  # what FrameMeter keeps per frame: raise it when that or how it is measured changes
+MEASURES = 10  # what FrameMeter keeps per frame: raise it when that or how it is measured changes
 DILATIONS = (2, 4, 8, 16)
 HIDDEN = 32
 DROPOUT = 0.1  # these three from a small sweep on the validation sets: the network
@@ -86,6 +86,8 @@ def measurement_key() -> str:
         CONFIG.cut_threshold,
         CONFIG.cut_isolation,  # faint changes get evidence only when isolated
         CONFIG.flash_s,
+        CONFIG.long_flash_relit,  # motion relit is measured for jumps relit this far ...
+        CONFIG.cut_relit,  # ... and less than this
         gradual.N_FEATURES,
         MEASURES,
         ROWS_PER_ROW,

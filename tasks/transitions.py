@@ -81,6 +81,9 @@ class TransitionConfig:
     cut_fine_relit: float = 0.05
     cut_fine_profile: float = 2.0
     cut_relit: float = 0.86  # a monotone map of one side explaining more of the other: relit
+    # ... or, for a jump partly relit (`long_flash_relit` and more), this share of what
+    # one frame of the shot's own motion keeps (`relit_like_motion`)
+    cut_motion_relit: float = 0.9
     long_flash_s: float = 1.5  # two cuts this close, each partly relit: a long flash
     long_flash_relit: float = 0.45  # ... each with at least this much of the picture relit
     # ... or each a jump to or from a flat card, the picture after it this close to the one
@@ -119,6 +122,10 @@ class CutEvidence(NamedTuple):
     relit: float  # how well one side is the other in other light (a monotone map per channel,
     # in RGB or in Y'CbCr: `relit_share`)
     spread: float  # share of the picture's regions the change reaches (`spread_share`)
+    # relit across one frame of the shot's own motion, the lower of the pair before the
+    # jump and the pair after it; measured only where a jump is partly relit
+    # (`long_flash_relit` to `cut_relit`), 1 elsewhere (`FrameMeter._motion_relit`)
+    motion_relit: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -262,7 +269,19 @@ class FrameMeter:
                 revert = float(_mean_abs(y[:, None] - x[None, :])[pairs].min())
             coarse = self.broad[i] / max(float(change[k]), 1e-9)
             spread = spread_share(a, b)
-            self.evidence[i] = CutEvidence(revert, float(coarse), relit_share(a, b), spread)
+            relit = relit_share(a, b)
+            motion = 1.0
+            if self.cfg.long_flash_relit <= relit < self.cfg.cut_relit:
+                motion = self._motion_relit(held, i)
+            self.evidence[i] = CutEvidence(revert, float(coarse), relit, spread, motion)
+
+    def _motion_relit(self, held: np.ndarray, i: int) -> float:
+        """`relit_share` across frames i-2 -> i-1 and i -> i+1, the lower (1 where
+        neither pair is there): how much of the picture one frame of the shot's own
+        motion keeps under one curve per channel, on each side of the jump at i."""
+        pairs = [(k - 1, k) for k in (i - 1, i + 1) if self._first <= k - 1 and k < len(self.times)]
+        shares = [relit_share(held[a - self._first], held[b - self._first]) for a, b in pairs]
+        return min(shares, default=1.0)
 
     def _possible_cuts(self, held: np.ndarray, start: int, change: np.ndarray) -> np.ndarray:
         """Offsets in the batch of the frames worth the cut tests: every change of at least
@@ -463,7 +482,7 @@ def find_cuts(m: Measurements, cfg: TransitionConfig) -> list[int]:
         faint = d[i] < cfg.cut_threshold
         relit_at_most = cfg.cut_faint_relit if faint else cfg.cut_relit
         broad = e.coarse >= cfg.cut_coarse or fine_new_pattern(i, e, m, cfg)
-        new_picture = broad and e.relit < relit_at_most
+        new_picture = broad and e.relit < relit_at_most and not relit_like_motion(e, cfg)
         new_picture &= not faint or e.spread >= cfg.cut_faint_spread
         stands_out = d[i] >= cfg.cut_ratio * base and isolated
         flash = e.revert < cfg.cut_revert * d[i] and not 0.0 < e.relit < cfg.flash_unrelated
@@ -481,6 +500,23 @@ def one_cut_per_gap(cuts: list[int], fps: float, cfg: TransitionConfig) -> list[
     gap = cfg.cut_min_gap_s * fps
     after = [*cuts[1:], math.inf]
     return [c for k, c in enumerate(cuts) if after[k] - c >= gap]
+
+
+def relit_like_motion(e: CutEvidence, cfg: TransitionConfig) -> bool:
+    """Whether a jump keeps, under one curve per channel, nearly as much of the picture
+    as a frame of the shot's own motion does (`cut_motion_relit` of `motion_relit`): the
+    same picture in other light, however much it moves.
+
+    `cut_relit` asks for a share that a still picture relit reaches; over a moving one,
+    the frames either side differ by the motion as well, and a fill, a strobe or an
+    exposure step there kept 0.6-0.85 while consecutive frames of the shot kept 0.6-1.0.
+    A new shot keeps far less than its neighbours' motion does: on the looked-at
+    independent seeds 91-146 (672 videos), of the jumps the other tests took for cuts,
+    the true ones kept under 0.9 of it save two (0.90, and 0.98: a cut into a shot that
+    jumps again on its next frame) and 37 false ones 0.9 or more. False cuts there fell
+    from 55 to 41 (the rest were taken by marked runs), cut F1 0.956 -> 0.961 (precision
+    0.964 -> 0.973, recall unchanged)."""
+    return e.relit >= cfg.long_flash_relit and e.relit >= cfg.cut_motion_relit * e.motion_relit
 
 
 def fine_new_pattern(i: int, e: CutEvidence, m: Measurements, cfg: TransitionConfig) -> bool:
