@@ -253,6 +253,17 @@ def test_a_cut_into_a_shot_that_steps_at_once_is_still_a_cut(tmp_path: Path) -> 
     assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [("cut", 50)]
 
 
+def cut_between(path: Path, old: str, new: str) -> Path:
+    """4 s at 25 fps: 2 s of the lavfi chain `old`, then 2 s of `new` (the cut at frame 50)."""
+    return make_media(
+        path,
+        f"{old},format=yuv420p,trim=duration=2[a];"
+        f"{new},format=yuv420p,trim=duration=2,setpts=PTS-STARTPTS[b];"
+        "[a][b]concat=n=2:v=1:a=0[out0]",
+        4,
+    )
+
+
 def test_a_cut_between_two_fine_checkerboards_is_a_cut(tmp_path: Path) -> None:
     """A drifting checkerboard cut to a finer one drifting the other way, in one colour:
     at 48x27 the cells are one or two pixels, so a blur leaves 5% of the jump, as little
@@ -264,12 +275,8 @@ def test_a_cut_between_two_fine_checkerboards_is_a_cut(tmp_path: Path) -> None:
         "geq=lum='40+170*mod(floor((X+T*{vx})/{cell})+floor(Y/{cell})\\,2)':cb=150:cr=90,"
         "scale=640:360:flags=bicubic,format=yuv420p"
     )
-    video = make_media(
-        tmp_path / "boards.mp4",
-        f"{board.format(vx=4, cell=3)},trim=duration=2[a];"
-        f"{board.format(vx=-3, cell=4)},trim=duration=2,setpts=PTS-STARTPTS[b];"
-        "[a][b]concat=n=2:v=1:a=0[out0]",
-        4,
+    video = cut_between(
+        tmp_path / "boards.mp4", board.format(vx=4, cell=3), board.format(vx=-3, cell=4)
     )
     assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [("cut", 50)]
 
@@ -283,13 +290,7 @@ def test_a_faint_cut_between_two_grey_shots_is_still_a_cut(tmp_path: Path) -> No
     mean pixel by about 0.05, under `cut_threshold`, but throughout the picture and into one
     no curve maps the old one to (a faint cut). The box in the samples' night_sea shot,
     which wraps round the frame with a change as faint, is held by the night_harbour test."""
-    video = make_media(
-        tmp_path / "faint.mp4",
-        f"{STRIPES.format('X/5+T')},format=yuv420p,trim=duration=2[a];"
-        f"{STRIPES.format('Y/4-T')},format=yuv420p,trim=duration=2,setpts=PTS-STARTPTS[b];"
-        "[a][b]concat=n=2:v=1:a=0[out0]",
-        4,
-    )
+    video = cut_between(tmp_path / "faint.mp4", STRIPES.format("X/5+T"), STRIPES.format("Y/4-T"))
     assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [("cut", 50)]
 
 
