@@ -5,11 +5,14 @@ second on its calmer side, repeated frames left out, so camera motion and fast a
 the bar), is one frame of change rather than several (a fast fade), is not a flash (the
 picture from before the jump comes back within `flash_s`, half a second), and brings a
 new picture: the change survives a blur (a new shot changes the broad picture; motion in
-whole-pixel steps, scrolling text, noise and a breathing vignette change fine detail),
-and the frame after is not the frame before in other light: no one curve per channel,
-RGB or Y'CbCr, maps one to the other (a light switched on, an exposure step that clips, a
-luma curve, a translucent flash longer than `flash_s`). Two cuts close together that each
-leave part of the picture relit are the two ends of a long flash, and neither is a cut.
+whole-pixel steps, scrolling text, noise and a breathing vignette change fine detail) or
+is one fine pattern cut to an unrelated one, and the frame after is not the frame before
+in other light: no one curve per channel, RGB or Y'CbCr, maps one to the other (a light
+switched on, an exposure step that clips, a luma curve, a translucent flash longer than
+`flash_s`), nor keeps nearly as much of the picture as a frame of the shot's own motion
+does (the same, over a moving picture). Two cuts close together that each leave part of
+the picture relit are the two ends of a long flash, and neither is a cut; two within a
+tenth of a second are one, at the later.
 
 Gradual transitions (dissolves, fades through black or white, wipes): `tasks.gradual`'s
 network marks the frames that mix two shots, from features of the same tiny frames; a
