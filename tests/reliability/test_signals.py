@@ -92,12 +92,20 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    """A process's command line; empty once it has exited (the run's ffprobe and ffmpeg
+    children come and go between listing them and reading this)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
+
+
 def _api_server(pid: int) -> int:
     for child in _children(pid):
-        cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-        if b"prefect.server.api.server:create_app" in cmdline:
+        if b"prefect.server.api.server:create_app" in _cmdline(child):
             return child
-    seen = [Path(f"/proc/{c}/cmdline").read_bytes()[:200] for c in _children(pid)]
+    seen = [_cmdline(c)[:200] for c in _children(pid)]
     raise AssertionError(f"no temporary Prefect API among the run's children: {seen}")
 
 
