@@ -97,9 +97,16 @@ class LocalS3Server:
     """A running `weed mini`; use as a context manager or call start()/stop()."""
 
     def __init__(
-        self, data_dir: Path, startup_timeout_s: float = 30.0, s3_port: int | None = None
+        self,
+        data_dir: Path,
+        startup_timeout_s: float = 30.0,
+        s3_port: int | None = None,
+        volume_size_limit_mb: int = 64,
+        max_volumes: int = 2000,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.volume_size_limit_mb = volume_size_limit_mb
+        self.max_volumes = max_volumes
         self.startup_timeout_s = startup_timeout_s
         self.s3_port = s3_port  # a fixed S3 port (`capflow s3 serve`); the rest are free ones
         self.credentials = load_or_create_credentials(self.data_dir / "credentials.json")
@@ -125,6 +132,12 @@ class LocalS3Server:
             "-webdav=false",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
+            # weed mini sizes volumes from the free disk (up to 1 GiB each) and allows free disk
+            # / volume size of them, and every bucket takes at least one: on a 41 GB disk the
+            # 41st bucket's first write failed with "failed to find writable volumes". Small
+            # volumes and an explicit count keep a store of many small buckets writable.
+            f"-master.volumeSizeLimitMB={self.volume_size_limit_mb}",
+            f"-volume.max={self.max_volumes}",
             *[f"-{flag}={port}" for flag, port in ports.items()],
         ]
         env = dict(os.environ)
