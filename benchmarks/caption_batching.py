@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks.scratch import scratch_dir
 from storage.records import ClipRecord
 from storage.types import ClipSpan, Keyframe
 from tasks.caption import CaptionConfig, load_model
@@ -66,7 +65,7 @@ def main() -> None:
     if spec is None:
         from tests.models import build_tiny_llava
 
-        spec = "hf:" + str(build_tiny_llava(Path(tempfile.mkdtemp()) / "tiny-llava"))
+        spec = "hf:" + str(build_tiny_llava(scratch_dir("capflow-llava-") / "tiny-llava"))
     model = load_model(CaptionConfig(captioner=spec, max_new_tokens=args.max_new_tokens))
     measure(model, make_clips(2, args.keyframes), 2)  # warm-up: first generate() pays one-offs
     import torch

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
-from pathlib import Path
 
+from benchmarks.scratch import scratch_dir
 from storage.types import ClipSpan, ProbeInfo
 from tasks.aesthetic import AestheticConfig, HeuristicScorer, make_scorer
 from tasks.keyframes import KeyframeConfig, extract_keyframes
@@ -31,7 +30,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--size", default="1280x720")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp())
+    tmp = scratch_dir("capflow-keyframes-")
     video = make_media(
         tmp / "bench.mp4",
         f"testsrc2=s={args.size}:r=30,hue=h='floor(t/5)*60'",

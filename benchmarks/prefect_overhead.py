@@ -23,11 +23,11 @@ import argparse
 import concurrent.futures
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.scratch import scratch_dir
 from flows.environment import apply_quiet_offline_defaults
 
 apply_quiet_offline_defaults()
@@ -132,7 +132,7 @@ def main() -> None:
     from storage.s3 import S3Options, ensure_bucket, make_client
     from tasks.clips import cut_clips
 
-    tmp = Path(tempfile.mkdtemp(prefix="capflow-overhead-"))
+    tmp = scratch_dir("capflow-overhead-")
     video = make_video(tmp / "four_shots.mp4")
     base = build_config(environ={})
     _, analysis = probe_and_analyse(video, base)

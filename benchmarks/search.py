@@ -27,13 +27,13 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import tempfile
 import time
 from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 
+from benchmarks.scratch import scratch_dir
 from storage import schema
 from storage.lance_store import IndexPolicy, LanceStore, SearchTuning, partitions_for
 
@@ -240,7 +240,7 @@ def bench(kind: str, n: int, queries: int, seed: int, sweep: bool = False) -> No
     t0 = time.perf_counter()
     vecs, qs = make_vectors(kind, n, rng, queries)
     made = time.perf_counter() - t0
-    store = LanceStore(tempfile.mkdtemp(prefix="capflow-bench-"))
+    store = LanceStore(str(scratch_dir("capflow-bench-")))
     t0 = time.perf_counter()
     store.db.create_table(schema.CLIPS, data=table_batches(vecs, rng), schema=bench_schema())
     write_s = time.perf_counter() - t0

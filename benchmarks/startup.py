@@ -18,9 +18,10 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.scratch import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     from flows.environment import QUIET_OFFLINE
 
-    tmp = Path(tempfile.mkdtemp(prefix="capflow-startup-"))
+    tmp = scratch_dir("capflow-startup-")
     clip, lance = make_inputs(tmp)
     env = dict(os.environ, **QUIET_OFFLINE, PYTHONPATH=str(ROOT))
     trees = {"now": ROOT}

@@ -35,12 +35,12 @@ import concurrent.futures
 import os
 import random
 import statistics
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.scratch import scratch_dir
 from flows.environment import apply_quiet_offline_defaults
 
 apply_quiet_offline_defaults()
@@ -275,7 +275,7 @@ def main() -> None:
 
         load_embedder("minilm")
     print(f"one-off: embedding model and great-expectations load in {loads.wall:.1f} s")
-    tmp = Path(tempfile.mkdtemp(prefix="capflow-streaming-"))
+    tmp = scratch_dir("capflow-streaming-")
     server = LocalS3Server(tmp / "s3").start()
     os.environ["AWS_ACCESS_KEY_ID"] = server.credentials.access_key_id
     os.environ["AWS_SECRET_ACCESS_KEY"] = server.credentials.secret_access_key

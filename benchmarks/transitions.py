@@ -32,7 +32,6 @@ import logging
 import os
 import random
 import statistics
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.independent import Labelled, independent_set
+from benchmarks.scratch import scratch_dir
 from benchmarks.synthetic import (
     Maker,
     Truth,
@@ -202,7 +202,7 @@ def main() -> None:
     ap.add_argument("--speed-seconds", type=int, default=120)
     ap.add_argument("--repeats", type=int, default=3, help="timings per detector (median)")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="capflow-transitions-"))
+    tmp = scratch_dir("capflow-transitions-")
     for seed in (int(s) for s in args.seeds.split(",") if s):
         accuracy(tmp / f"seed{seed}", seed, args.videos, benchmark_video, "benchmark")
     for seed in (int(s) for s in args.wide_seeds.split(",") if s):

@@ -46,10 +46,11 @@ def _env(tmp: Path) -> dict[str, str]:
 class Run:
     """`capflow run` in a session of its own, its output collected as it comes."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], tmp: Path) -> None:
         import tempfile
 
-        here = tempfile.mkdtemp(prefix="capflow-run-")  # where it leaves .capflow/last.json
+        # Its own working folder, where it leaves .capflow/last.json (under pytest's tmp).
+        here = tempfile.mkdtemp(prefix="capflow-run-", dir=tmp)
         self.proc = subprocess.Popen([str(BIN / "capflow"), "run", *args], env=env, cwd=here,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      start_new_session=True, text=True)  # fmt: skip
@@ -126,7 +127,7 @@ def test_ctrl_c_stops_within_seconds_and_a_rerun_resumes(
     local_s3: Any, many: str, tmp_path: Path
 ) -> None:
     env = _env(tmp_path)
-    run = Run(_args(local_s3, many, tmp_path), env)
+    run = Run(_args(local_s3, many, tmp_path), env, tmp_path)
     run.wait_for("landed")  # mid-run: something landed, most has not
     server = _api_server(run.proc.pid)
     began = time.monotonic()
@@ -142,7 +143,7 @@ def test_ctrl_c_stops_within_seconds_and_a_rerun_resumes(
     done_before = store.count(schema.LEDGER)
     assert 0 < done_before < COPIES
 
-    again = Run(_args(local_s3, many, tmp_path), env)
+    again = Run(_args(local_s3, many, tmp_path), env, tmp_path)
     assert again.finish() == 0, again.output[-3000:]
     assert f"skipped {done_before}" in again.output
     ids = [r["clip_id"] for r in store.rows(schema.CLIPS)]
@@ -156,7 +157,7 @@ def test_ctrl_c_stops_within_seconds_and_a_rerun_resumes(
 def test_sigterm_leaves_no_temporary_prefect_api_behind(
     local_s3: Any, many: str, tmp_path: Path
 ) -> None:
-    run = Run(_args(local_s3, many, tmp_path), _env(tmp_path))
+    run = Run(_args(local_s3, many, tmp_path), _env(tmp_path), tmp_path)
     run.wait_for("landed")
     server = _api_server(run.proc.pid)
     run.proc.send_signal(signal.SIGTERM)  # to the run only, as a supervisor does
@@ -175,7 +176,7 @@ def test_two_runs_starting_at_once_on_a_loaded_box_both_get_their_api(
     burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:
         runs = [
-            Run(_args(local_s3, bucket, tmp_path / f"run{i}"), _env(tmp_path / f"run{i}"))
+            Run(_args(local_s3, bucket, tmp_path / f"run{i}"), _env(tmp_path / f"run{i}"), tmp_path)
             for i in range(2)
             if (tmp_path / f"run{i}").mkdir() is None
         ]
