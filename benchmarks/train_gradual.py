@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import torch  # imported where used: only training needs it
 
 CONFIG = TransitionConfig()
-MEASURES = 10  # what FrameMeter keeps per frame: raise it when that or how it is measured changes
+MEASURES = 11  # what FrameMeter keeps per frame: raise it when that or how it is measured changes
 DILATIONS = (2, 4, 8, 16)
 HIDDEN = 32
 DROPOUT = 0.1  # these three from a small sweep on the validation sets: the network
@@ -117,6 +117,7 @@ def measure(video: Path) -> Path:
         ),
         features=m.features,
         profiles=m.profiles,
+        pictures=m.pictures,
     )
     return out
 
@@ -135,6 +136,7 @@ def load_measurements(path: Path) -> Measurements:
         evidence,
         z["features"],
         z["profiles"],
+        z["pictures"],
     )
 
 

@@ -213,7 +213,7 @@ def concatenate(pieces: list[tuple[Measured, int, int]]) -> Measurements:
     broad: list[float] = []
     velocity: list[tuple[float, float]] = []
     evidence = {}
-    features, profiles = [], []
+    features, profiles, pictures = [], [], []
     for part, lo, hi in pieces:
         m, start = part.m, len(times)
         times += m.times[lo:hi]
@@ -221,6 +221,7 @@ def concatenate(pieces: list[tuple[Measured, int, int]]) -> Measurements:
         broad += m.broad[lo:hi]
         velocity += m.velocity[lo:hi]
         profiles.append(m.profiles[lo:hi])
+        pictures.append(m.pictures[lo:hi])
         evidence |= {start + i - lo: e for i, e in m.evidence.items() if lo <= i < hi}
         net = [k for k in range(len(m.times)) if (part.first_index + k) % m.stride == 0]
         rows = [r for r, k in enumerate(net) if lo <= k < hi]
@@ -235,6 +236,7 @@ def concatenate(pieces: list[tuple[Measured, int, int]]) -> Measurements:
         evidence,
         np.concatenate(features),
         np.concatenate(profiles),
+        np.concatenate(pictures),
     )
 
 

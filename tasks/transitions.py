@@ -18,13 +18,16 @@ Gradual transitions (dissolves, fades through black or white, wipes): `tasks.gra
 network marks the frames that mix two shots, from features of the same tiny frames; a
 run of marked frames that a second look at the run as a whole accepts (`tasks.run_check`)
 is one transition with its full frame range, unless a whole-frame shift explains its
-frames (a whip pan, faster than the motion estimate follows). Cuts are found first
-and split the video into stretches: each stretch's motion is its own baseline.
+frames (a whip pan, faster than the motion estimate follows) or the frames either side
+show one picture in other light or tint (a vignette, a panel crossing, a hue drift).
+Cuts are found first and split the video into stretches: each stretch's motion is its
+own baseline.
 
-`FrameMeter` takes frames as they decode, in batches, and keeps only the last few, so
-memory stays flat whatever the video's length: what it keeps per frame is a handful of
-numbers (`Measurements`). Deciding is a plain function of those numbers. The same pass
-yields each clip's motion score and motion track.
+`FrameMeter` takes frames as they decode, in batches, and keeps only the last few:
+what it keeps per frame is a few numbers and a 24x13 colour picture (`Measurements`,
+about 1.3 kB a frame, 0.9 kB of it the picture: 140 MB for an hour at 30 fps).
+Deciding is a plain function of those. The same pass yields each clip's motion score
+and motion track.
 """
 
 from __future__ import annotations
@@ -108,6 +111,7 @@ class TransitionConfig:
     gradual_run_check: float = 0.5  # tasks.run_check's least probability for a run (0: off)
     gradual_pan: float = 0.2  # a run whose frames a shift leaves this little of (median): a pan
     gradual_same_layout: float = 0.9  # a run with this like a picture on both sides: in-shot
+    gradual_same_picture: float = 0.9  # ... or this like a colour picture (`same_picture`)
     fast_decode: bool = True  # skip deblocking on B-frames only (media.input_args)
     decode_parts: int = 2  # decoders side by side on parts of a long video (tasks.split_decode)
     split_min_s: float = 20.0  # ... each part at least this long; 1 part below twice this
@@ -148,6 +152,7 @@ class Measurements:
     evidence: dict[int, CutEvidence]  # each possible cut (`possible_cuts`)
     features: np.ndarray  # the gradual network's features, a row per network frame
     profiles: np.ndarray  # each frame's grey column and row means, (n, w + h) float16
+    pictures: np.ndarray  # each frame in colour at half the analysis size, (n, 13, 24, 3) uint8
 
 
 def global_velocity(prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -194,6 +199,7 @@ class FrameMeter:
         self.broad: list[float] = []
         self.velocity: list[tuple[float, float]] = []
         self.profiles: list[np.ndarray] = []
+        self.pictures: list[np.ndarray] = []
         self.evidence: dict[int, CutEvidence] = {}
         self.features = gradual.GradualFeatures()
         self._frames: list[np.ndarray] = []  # frames not yet measured, and some context
@@ -223,6 +229,7 @@ class FrameMeter:
             self.evidence,
             self.features.matrix(),
             np.concatenate(self.profiles or [np.zeros((0, sum(gradual.FRAME_SIZE)), np.float16)]),
+            np.concatenate(self.pictures or [np.zeros((0, *PICTURE_SHAPE), np.uint8)]),
         )
 
     def _measure(self, end: int) -> None:
@@ -247,6 +254,7 @@ class FrameMeter:
         vel = uv / (np.array(gradual.FRAME_SIZE) * dt[:, None])
         self.velocity.extend((float(u), float(v)) for u, v in vel)
         self.profiles.append(grey_profiles(grey[lo:hi]))
+        self.pictures.append(small_pictures(raw[lo:hi]))
         self._cut_evidence(held, start, change)
         net = [k for k in range(hi - lo) if (self.first_index + start + k) % self.stride == 0]
         if net:
@@ -313,6 +321,18 @@ def grey_profiles(grey: np.ndarray) -> np.ndarray:
     along every row; kept for every frame (75 numbers at 48x27), so `pan_left` can look
     at any marked run once the network has marked it."""
     return np.concatenate([grey.mean(axis=1), grey.mean(axis=2)], axis=1).astype(np.float16)
+
+
+PICTURE_SHAPE = (gradual.FRAME_SIZE[1] // 2, gradual.FRAME_SIZE[0] // 2, 3)
+
+
+def small_pictures(frames: np.ndarray) -> np.ndarray:
+    """Colour frames (n, 27, 48, 3) -> (n, 13, 24, 3): the means of 2x2 cells (the last
+    row dropped), kept for every frame (936 bytes, six times the profiles), so
+    `same_picture` can compare the two sides of any run the network marks."""
+    h, w, _ = PICTURE_SHAPE
+    cells = frames[:, : 2 * h, : 2 * w].reshape(len(frames), h, 2, w, 2, 3)
+    return np.rint(cells.mean(axis=(2, 4), dtype=np.float32)).astype(np.uint8)
 
 
 def pan_left(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
@@ -663,7 +683,9 @@ def gradual_runs(
     return [
         g
         for g in in_video_frames(runs, m)
-        if not is_pan(g[0], g[1], m, cfg) and not same_layout(g[0], g[1], m, cfg)
+        if not is_pan(g[0], g[1], m, cfg)
+        and not same_layout(g[0], g[1], m, cfg)
+        and not same_picture(g[0], g[1], m, cfg)
     ]
 
 
@@ -700,6 +722,42 @@ def same_layout(a: int, b: int, m: Measurements, cfg: TransitionConfig) -> bool:
         profile_match(before[part], after[part]) >= cfg.gradual_same_layout
         for part in (slice(0, w), slice(w, None))
     )
+
+
+PICTURE_GAP = 8  # frames outside a run its two sides are read at
+PICTURE_SHIFT = 2  # cells (of 24 and 13) the picture may move across a run
+
+
+def same_picture(a: int, b: int, m: Measurements, cfg: TransitionConfig) -> bool:
+    """Whether the frames either side of the marked run a..b (video frames) show one
+    picture: their colour pictures, each channel less its mean, correlate at least
+    `gradual_same_picture` (the best of small shifts). A vignette, a panel crossing, a
+    hue drift or an exposure step leaves the picture where it was, in other light or
+    tint; a transition ends on another shot. The grey profiles of `same_layout` say
+    nothing of most busy pictures (their column means are flat); the picture does."""
+    if cfg.gradual_same_picture <= 0 or len(m.pictures) == 0:
+        return False
+    last = len(m.pictures) - 1
+    before = m.pictures[max(0, a - PICTURE_GAP)].astype(np.float32)
+    after = m.pictures[min(last, b + PICTURE_GAP)].astype(np.float32)
+    return picture_match(before, after) >= cfg.gradual_same_picture
+
+
+def picture_match(p: np.ndarray, q: np.ndarray) -> float:
+    """The best correlation of two (h, w, 3) pictures, each channel less its mean, over
+    shifts up to `PICTURE_SHIFT` cells; -1 where either is flat."""
+    h, w, _ = p.shape
+    best = -1.0
+    for dy in range(-PICTURE_SHIFT, PICTURE_SHIFT + 1):
+        for dx in range(-PICTURE_SHIFT, PICTURE_SHIFT + 1):
+            x = p[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)]
+            y = q[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
+            x = x - x.mean(axis=(0, 1))
+            y = y - y.mean(axis=(0, 1))
+            norm = float(np.sqrt((x * x).sum() * (y * y).sum()))
+            if norm > 1e-6:
+                best = max(best, float((x * y).sum()) / norm)
+    return best
 
 
 def profile_match(p: np.ndarray, q: np.ndarray) -> float:

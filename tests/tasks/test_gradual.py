@@ -5,6 +5,7 @@ import pytest
 
 from tasks import gradual
 from tasks.transitions import (
+    PICTURE_SHAPE,
     CutEvidence,
     Measurements,
     TransitionConfig,
@@ -13,6 +14,7 @@ from tasks.transitions import (
     merge_runs,
     resolve,
     same_layout,
+    same_picture,
 )
 
 
@@ -116,6 +118,7 @@ def measurements(n: int, fps: float = 25.0) -> Measurements:
         {},
         np.zeros((n, 1)),
         np.zeros((n, sum(gradual.FRAME_SIZE)), np.float16),
+        np.zeros((n, *PICTURE_SHAPE), np.uint8),
     )
 
 
@@ -214,3 +217,22 @@ def test_runs_the_network_is_unsure_of_are_noise() -> None:
     probs[60:80] = 0.8
     unchecked = TransitionConfig(gradual_run_check=0)
     assert gradual_runs(probs, m, unchecked) == [(60, 79, pytest.approx(0.8))]
+
+
+def test_a_run_with_one_colour_picture_on_both_sides_is_a_change_within_the_shot() -> None:
+    """A busy picture (whose column and row means are flat, so `same_layout` cannot say)
+    either side of a marked run: the same one shifted a cell, tinted and darker is within
+    the shot (a hue drift, an exposure step); another picture ends a transition."""
+    rng = np.random.default_rng(1)
+    m = measurements(100)
+    old = rng.uniform(30, 220, PICTURE_SHAPE)
+    m.pictures[:50] = old.astype(np.uint8)
+    tinted = np.roll(old, 1, axis=1) * np.array([0.7, 0.8, 0.6]) + np.array([20, 0, 35])
+    m.pictures[50:] = np.clip(tinted, 0, 255).astype(np.uint8)
+    cfg = TransitionConfig()
+    assert same_picture(40, 60, m, cfg)
+    assert not same_picture(40, 60, m, TransitionConfig(gradual_same_picture=0))  # off
+    m.pictures[50:] = rng.uniform(30, 220, PICTURE_SHAPE).astype(np.uint8)
+    assert not same_picture(40, 60, m, cfg)
+    m.pictures[50:] = 128  # a flat frame says nothing
+    assert not same_picture(40, 60, m, cfg)

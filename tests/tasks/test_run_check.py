@@ -9,6 +9,7 @@ from storage.types import ProbeInfo
 from tasks import gradual, run_check
 from tasks.probe import ProbeConfig, probe_video
 from tasks.transitions import (
+    PICTURE_SHAPE,
     Measurements,
     TransitionConfig,
     find_transitions,
@@ -47,9 +48,12 @@ def test_the_shipped_check_drops_runs_the_network_marks_inside_shots(tmp_path: P
     def found(cfg: TransitionConfig) -> list[tuple[str, int]]:
         return [(t.kind, t.start_frame) for t in find_transitions(m, cfg)]
 
-    unchecked = found(TransitionConfig(gradual_run_check=0))
+    unchecked = found(TransitionConfig(gradual_run_check=0, gradual_same_picture=0))
     assert [k for k, _ in unchecked].count("gradual") == 3
     assert all(start < 177 for kind, start in unchecked if kind == "gradual")  # in shot one
+    assert [k for k, _ in found(TransitionConfig(gradual_same_picture=0))] == ["cut", "cut"]
+    # The same picture either side drops two of the three on its own; both, all three.
+    assert [k for k, _ in found(TransitionConfig(gradual_run_check=0))].count("gradual") == 1
     assert [k for k, _ in found(TransitionConfig())] == ["cut", "cut"]
 
 
@@ -66,6 +70,7 @@ def test_marked_runs_the_check_rejects_are_dropped() -> None:
         {},
         np.full((n, gradual.N_FEATURES), 0.05),
         np.zeros((n, sum(gradual.FRAME_SIZE)), np.float16),
+        np.zeros((n, *PICTURE_SHAPE), np.uint8),
     )
     probs = np.zeros(n)
     probs[20:30] = 0.9  # 0.33 s
