@@ -54,6 +54,7 @@ def test_parts_side_by_side_measure_what_one_pass_does(long_video: Path) -> None
     assert parts.evidence == whole.evidence
     assert np.array_equal(parts.features, whole.features)
     assert np.array_equal(parts.profiles, whole.profiles)
+    assert np.array_equal(parts.pictures, whole.pictures)
 
     def found(m: Measurements) -> list[tuple[str, int, int]]:
         return [(t.kind, t.start_frame, t.end_frame) for t in find_transitions(m, one_pass)]
