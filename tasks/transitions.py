@@ -36,7 +36,7 @@ import math
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import pairwise, product
 from pathlib import Path
 from typing import NamedTuple
 
@@ -716,9 +716,7 @@ def same_layout(a: int, b: int, m: Measurements, cfg: TransitionConfig) -> bool:
     0.9 dropped 5 of 40 false runs, vignettes mostly, and one of 304 found ones."""
     if cfg.gradual_same_layout <= 0 or len(m.profiles) == 0:
         return False
-    last = len(m.profiles) - 1
-    before = m.profiles[max(0, a - LAYOUT_GAP)].astype(np.float32)
-    after = m.profiles[min(last, b + LAYOUT_GAP)].astype(np.float32)
+    before, after = run_sides(m.profiles, a, b, LAYOUT_GAP)
     w = gradual.FRAME_SIZE[0]
     return all(
         profile_match(before[part], after[part]) >= cfg.gradual_same_layout
@@ -739,26 +737,40 @@ def same_picture(a: int, b: int, m: Measurements, cfg: TransitionConfig) -> bool
     nothing of most busy pictures (their column means are flat); the picture does."""
     if cfg.gradual_same_picture <= 0 or len(m.pictures) == 0:
         return False
-    last = len(m.pictures) - 1
-    before = m.pictures[max(0, a - PICTURE_GAP)].astype(np.float32)
-    after = m.pictures[min(last, b + PICTURE_GAP)].astype(np.float32)
+    before, after = run_sides(m.pictures, a, b, PICTURE_GAP)
     return picture_match(before, after) >= cfg.gradual_same_picture
+
+
+def run_sides(per_frame: np.ndarray, a: int, b: int, gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """What `per_frame` (profiles, pictures) holds `gap` frames before the run a..b and
+    `gap` frames after it, clamped to the video, as floats."""
+    before = per_frame[max(0, a - gap)].astype(np.float32)
+    return before, per_frame[min(len(per_frame) - 1, b + gap)].astype(np.float32)
+
+
+def overlaps(
+    p: np.ndarray, q: np.ndarray, shift: int, axes: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The parts of p and q that overlap when q moves by every offset up to `shift`
+    along each of their first `axes` axes (a profile: 1; a picture: 2)."""
+    for offsets in product(range(-shift, shift + 1), repeat=axes):
+        n = p.shape[:axes]
+        yield (
+            p[tuple(slice(max(0, s), k + min(0, s)) for s, k in zip(offsets, n, strict=True))],
+            q[tuple(slice(max(0, -s), k - max(0, s)) for s, k in zip(offsets, n, strict=True))],
+        )
 
 
 def picture_match(p: np.ndarray, q: np.ndarray) -> float:
     """The best correlation of two (h, w, 3) pictures, each channel less its mean, over
     shifts up to `PICTURE_SHIFT` cells; -1 where either is flat."""
-    h, w, _ = p.shape
     best = -1.0
-    for dy in range(-PICTURE_SHIFT, PICTURE_SHIFT + 1):
-        for dx in range(-PICTURE_SHIFT, PICTURE_SHIFT + 1):
-            x = p[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)]
-            y = q[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
-            x = x - x.mean(axis=(0, 1))
-            y = y - y.mean(axis=(0, 1))
-            norm = float(np.sqrt((x * x).sum() * (y * y).sum()))
-            if norm > 1e-6:
-                best = max(best, float((x * y).sum()) / norm)
+    for x, y in overlaps(p, q, PICTURE_SHIFT, axes=2):
+        x = x - x.mean(axis=(0, 1))
+        y = y - y.mean(axis=(0, 1))
+        norm = float(np.sqrt((x * x).sum() * (y * y).sum()))
+        if norm > 1e-6:
+            best = max(best, float((x * y).sum()) / norm)
     return best
 
 
@@ -768,9 +780,8 @@ def profile_match(p: np.ndarray, q: np.ndarray) -> float:
     dp, dq = np.diff(p), np.diff(q)
     if min(dp.std(), dq.std()) < LAYOUT_LEVELS:
         return -1.0
-    n, best = len(dp), -1.0
-    for s in range(-LAYOUT_SHIFT, LAYOUT_SHIFT + 1):
-        x, y = dp[max(0, s) : n + min(0, s)], dq[max(0, -s) : n - max(0, s)]
+    best = -1.0
+    for x, y in overlaps(dp, dq, LAYOUT_SHIFT, axes=1):
         if x.std() > 0 and y.std() > 0:
             best = max(best, float(np.corrcoef(x, y)[0, 1]))
     return best
