@@ -31,6 +31,7 @@ import pyarrow as pa
 from lancedb.index import FTS, IvfHnswSq
 
 from storage import schema
+from storage.lance_scratch import lance_scratch
 from storage.schema import PRIMARY_KEY_META, SchemaMismatch, Table
 
 log = logging.getLogger(__name__)
@@ -389,8 +390,9 @@ class LanceStore:
 
         Reads the indexes inside this process's write turn on a fresh handle, and redoes
         a step that lost a race to another writer (Lance calls that retryable): the
-        other writer's new index is then simply there."""
-        with _write_turn(self.uri, schema.CLIPS):
+        other writer's new index is then simply there. Lance's scratch goes to a folder
+        removed after (`lance_scratch`: its own would stay in /tmp)."""
+        with _write_turn(self.uri, schema.CLIPS), lance_scratch():
             return with_retries(lambda: self._maintain(policy))
 
     def _maintain(self, policy: IndexPolicy) -> list[str]:

@@ -124,6 +124,7 @@ class LocalS3Server:
         ports = self._ports
         argv = [
             find_weed(),
+            f"-logdir={self.data_dir}",  # its own log files, else one set per start in /tmp
             "mini",
             f"-dir={weed_dir}",
             "-ip=127.0.0.1",

@@ -106,15 +106,20 @@ def test_writers_racing_on_s3_never_duplicate_a_key(local_s3: Any, s3_client: An
 
 
 def test_writers_racing_on_a_local_folder_never_duplicate_a_key(tmp_path: Path) -> None:
+    """... and leave nothing in the temp directory: racing index builds left Lance's
+    shuffle folders there (lance #8992) until they ran in a scratch folder of capflow's."""
     seen = []
+    temp = tmp_path / "temp"
+    temp.mkdir()
     for round_ in range(ROUNDS):
         uri = str(tmp_path / f"round-{round_}")
-        errors = _race(uri, None, _env())
+        errors = _race(uri, None, _env({"TMPDIR": str(temp)}))
         store = LanceStore(uri)
         seen.append(_duplicates(store))
         assert not errors, errors
         assert store.count(schema.CLIPS) == 40 + 10 * WRITERS
     assert seen == [0] * ROUNDS
+    assert sorted(p.name for p in temp.iterdir()) == []
 
 
 def test_index_upkeep_in_threads_at_once_never_fails(tmp_path: Path) -> None:
@@ -182,7 +187,9 @@ def test_seaweedfs_honours_create_only_puts(local_s3: Any, s3_client: Any) -> No
         assert body == str(won[0]).encode()
 
 
-def test_a_writer_killed_mid_merge_on_s3_holds_nobody_up(local_s3: Any, s3_client: Any) -> None:
+def test_a_writer_killed_mid_merge_on_s3_holds_nobody_up(
+    local_s3: Any, s3_client: Any, tmp_path: Path
+) -> None:
     """No lock is held, so a writer SIGKILLed in the middle of its merge leaves the table
     at its last commit, and the next writer lands at once, each key once."""
     import signal
@@ -192,7 +199,9 @@ def test_a_writer_killed_mid_merge_on_s3_holds_nobody_up(local_s3: Any, s3_clien
     ensure_bucket(s3_client, "killed")
     options = _s3_options(local_s3)
     uri = "s3://killed/table"
-    env = _env()
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = _env({"TMPDIR": str(temp)})
     assert not _race(uri, options, env)  # a table with rows, and its index
     start = str(time.time())
     big = WRITER.replace("range(40)", "range(40000)")
@@ -210,3 +219,6 @@ def test_a_writer_killed_mid_merge_on_s3_holds_nobody_up(local_s3: Any, s3_clien
     store = LanceStore(uri, options)
     assert _duplicates(store) == 0
     assert store.count(schema.CLIPS) in (40 + 10 * WRITERS, 40000 + 10 * (WRITERS + 1))
+    # The races' index builds left Lance's shuffle folders in the temp directory (lance
+    # #8992: two of them here, 0.5 MB) until they ran in a scratch folder of capflow's
+    assert sorted(p.name for p in temp.iterdir()) == []

@@ -63,3 +63,10 @@ def test_the_store_keeps_taking_new_buckets_past_weeds_disk_sized_volume_count(
         s3_client.put_object(Bucket=name, Key="clip.txt", Body=b"x")  # type: ignore[attr-defined]
     last = s3_client.get_object(Bucket=name, Key="clip.txt")  # type: ignore[attr-defined]
     assert last["Body"].read() == b"x"
+
+
+def test_the_servers_logs_stay_in_its_own_folder(local_s3: object) -> None:
+    """weed writes its glog files to the temp directory unless told (one set per start:
+    19 had gathered in /tmp)."""
+    data_dir = local_s3.data_dir  # type: ignore[attr-defined]
+    assert list(data_dir.glob("weed.*.log.INFO.*"))
