@@ -86,6 +86,9 @@ class TransitionConfig:
     # fine patterns (`fine_new_pattern`)
     cut_fine_relit: float = 0.05
     cut_fine_profile: float = 2.0
+    # a jump to or from a near-flat frame whose faint layout stays put: a card relit
+    # (`relit_card`)
+    cut_card_match: float = 0.8
     cut_relit: float = 0.86  # a monotone map of one side explaining more of the other: relit
     # ... or, for a jump partly relit (`long_flash_relit` and more), this share of what
     # one frame of the shot's own motion keeps (`relit_like_motion`)
@@ -508,6 +511,7 @@ def find_cuts(m: Measurements, cfg: TransitionConfig) -> list[int]:
         relit_at_most = cfg.cut_faint_relit if faint else cfg.cut_relit
         broad = e.coarse >= cfg.cut_coarse or fine_new_pattern(i, e, m, cfg)
         new_picture = broad and e.relit < relit_at_most and not relit_like_motion(e, cfg)
+        new_picture &= not relit_card(i, e, m, cfg)
         new_picture &= not faint or e.spread >= cfg.cut_faint_spread
         stands_out = d[i] >= cfg.cut_ratio * base and isolated
         flash = e.revert < cfg.cut_revert * d[i] and not 0.0 < e.relit < cfg.flash_unrelated
@@ -544,6 +548,23 @@ def relit_like_motion(e: CutEvidence, cfg: TransitionConfig) -> bool:
     `long_flash_relit` to `cut_relit` the meter leaves `motion_relit` at 1, which no relit
     under `cut_relit` reaches 0.9 of."""
     return e.relit >= cfg.cut_motion_relit * e.motion_relit
+
+
+def relit_card(i: int, e: CutEvidence, m: Measurements, cfg: TransitionConfig) -> bool:
+    """Whether a jump from or to a near-flat picture (relit 0: too little spread for a
+    curve to map) keeps that picture's faint layout where it was: a card relit, not a
+    new one. The colour pictures either side, each channel less its mean, correlate at
+    least `cut_card_match`.
+
+    A title card's text averages to a level or two on the analysis frame, so the relit
+    test calls the card flat and any light step on it a cut. On the looked-at
+    independent seeds 91-196 (1,272 videos), of the cuts found where relit was 0, the
+    false ones (light steps and fills on title cards) matched 0.89-0.99 for 8 of 18,
+    and the 87 true ones 0.47 at most."""
+    if e.relit > 0.0 or cfg.cut_card_match <= 0 or not 0 < i < len(m.pictures):
+        return False
+    before, after = (m.pictures[j].astype(np.float32) for j in (i - 1, i))
+    return picture_match(before, after) >= cfg.cut_card_match
 
 
 def fine_new_pattern(i: int, e: CutEvidence, m: Measurements, cfg: TransitionConfig) -> bool:

@@ -76,6 +76,9 @@ def test_a_dissolve_at_60_fps_is_found_over_its_range(tmp_path: Path) -> None:
     assert t.start_s == pytest.approx(3.0, abs=0.06)
 
 
+# a small label a little lighter than its card, at x = {x}, in colour {c}
+FAINT_LABEL = "drawbox=x={x}:y=160:w=80:h=16:c=0x{c}:t=fill"
+
 NOT_TRANSITIONS = {
     # A test pattern twice the frame's width swept across in 2 s, then held.
     "fast pan": ("testsrc2=s=640x180:r=25,crop=320:180:x='min(t*160\\,320)':y=0", 4),
@@ -135,6 +138,14 @@ NOT_TRANSITIONS = {
         "nullsrc=s=80x45:r=25,format=yuv444p,geq=r='128+110*sin(X/3+T*10)':"
         "g='128+110*sin(Y/4-T*10)':b='128+110*sin((X+Y)/6+T*10)',"
         "scale=320:180:flags=bicubic,drawbox=c=white@0.8:t=fill:enable='gte(t\\,2)'",
+        4,
+    ),
+    # A plain card with a faint label (a title card whose text the analysis frame averages
+    # to a level or two) 40% darker from 2 s on: too flat for a curve to map, but the
+    # label stays where it was (`relit_card`).
+    "light step on a faint card": (
+        f"color=c=0x8050b0:s=640x360:r=25,{FAINT_LABEL.format(x=260, c='9868c8')},"
+        "lutrgb=r='val*0.6':g='val*0.6':b='val*0.6':enable='gte(t\\,2)'",
         4,
     ),
     # The same moving picture 40% brighter from 2 s on, for good: a light switched on.
@@ -277,6 +288,18 @@ def test_a_cut_between_two_fine_checkerboards_is_a_cut(tmp_path: Path) -> None:
     )
     video = cut_between(
         tmp_path / "boards.mp4", board.format(vx=4, cell=3), board.format(vx=-3, cell=4)
+    )
+    assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [("cut", 50)]
+
+
+def test_a_cut_between_two_faint_cards_is_a_cut(tmp_path: Path) -> None:
+    """Two plain cards, each with a faint label, the second darker with its label
+    elsewhere: both too flat for the relit test, and the label moves, so not a card
+    relit (`relit_card`)."""
+    video = cut_between(
+        tmp_path / "cards.mp4",
+        f"color=c=0x8050b0:s=640x360:r=25,{FAINT_LABEL.format(x=260, c='9868c8')}",
+        f"color=c=0x503070:s=640x360:r=25,{FAINT_LABEL.format(x=60, c='6848a0')}",
     )
     assert [(t.kind, t.start_frame) for t in analyse(video).transitions] == [("cut", 50)]
 
