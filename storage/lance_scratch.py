@@ -1,18 +1,23 @@
-"""A scratch folder of capflow's own for Lance's native index builds.
+"""A scratch folder of capflow's own for Lance's native writes and index builds.
 
-Lance's vector index build shuffles through a `.tmpXXXXXX` folder in the OS temp
-directory that nothing removes when two builds race or a build is retried (lance #8992:
-the folder's guard is dropped before the shuffle writer recreates it). In this project's
-tests, two racing index builds left two such folders a run; a day of CI and benchmark
-runs had left 104 folders (12.8 GB) in /tmp, and a full disk is what stopped SeaweedFS
-taking new buckets. A scheduled deployment that folds new rows in every hour would fill
-its disk the same way.
+Lance leaves folders in the OS temp directory that nothing removes:
+- a merge spills its batch to `.tmpXXXXXX/spill.arrows` so that it can replay it after
+  a conflict (lancedb hands Lance a one-shot stream); a writer killed mid-merge leaves
+  it: 123 MB for the 300,000-row batch of the killed-writer test, one a CI run. A day of
+  CI and benchmark runs had left 104 of them (12.8 GB) in /tmp, and a full disk is what
+  stopped SeaweedFS taking new buckets;
+- a vector index build shuffles through such a folder and leaves it when two builds race
+  or a build is retried (lance #8992: the folder's guard is dropped before the shuffle
+  writer recreates it): two a run of the racing-writers test.
+A scheduled deployment whose runs are sometimes killed (out of memory, preempted) would
+fill its disk the same way.
 
-The build's native code finds the temp directory through `TMPDIR` each time it makes a
-folder, so the build runs with `TMPDIR` pointed at a folder of our own, removed when the
-build returns. The folder is named after the process, so a later build removes the
-folders of processes that were killed mid-build. Python's own `tempfile` keeps the
-directory it found first and is not moved.
+The native code finds the temp directory through `TMPDIR` each time it makes a folder,
+so merges and index builds run with `TMPDIR` pointed at a folder of our own, removed
+when they return. The folder is named after the process, so the next write of any
+capflow process removes the folders of processes that were killed mid-write. Python's
+own `tempfile` keeps the directory it found first and is not moved. `TMPDIR` is one per
+process, so merges and builds in threads of one process take turns here.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 PREFIX = "capflow-lance-"
-_SWAP = threading.Lock()  # TMPDIR is one per process: builds in threads take turns
+_SWAP = threading.RLock()  # TMPDIR is one per process: writes in threads take turns
 
 
 @contextmanager

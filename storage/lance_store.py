@@ -216,7 +216,7 @@ class LanceStore:
                 builder = builder.when_not_matched_by_source_delete(replace.predicate())
             builder.execute(data)
 
-        with _write_turn(self.uri, spec.name):
+        with _write_turn(self.uri, spec.name), lance_scratch():  # Lance spills the batch
             with_retries(merge)
         return len(records)
 
@@ -391,7 +391,7 @@ class LanceStore:
         Reads the indexes inside this process's write turn on a fresh handle, and redoes
         a step that lost a race to another writer (Lance calls that retryable): the
         other writer's new index is then simply there. Lance's scratch goes to a folder
-        removed after (`lance_scratch`: its own would stay in /tmp)."""
+        removed after (`lance_scratch`)."""
         with _write_turn(self.uri, schema.CLIPS), lance_scratch():
             return with_retries(lambda: self._maintain(policy))
 

@@ -145,7 +145,9 @@ WRITER = textwrap.dedent(
 
 def test_a_writer_killed_mid_commit_leaves_the_last_version(tmp_path: Path) -> None:
     uri = str(tmp_path / "db")
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]), TMPDIR=str(temp))
     subprocess.run([sys.executable, "-c", WRITER, "1000", uri], env=env, check=True)
     store = LanceStore(uri)
     version = store.open_table(schema.CLIPS).version
@@ -169,6 +171,9 @@ def test_a_writer_killed_mid_commit_leaves_the_last_version(tmp_path: Path) -> N
     assert state in ((version, 1000), (version + 1, 300000)), state
     subprocess.run([sys.executable, "-c", WRITER, "300000", uri], env=env, check=True)
     assert LanceStore(uri).count(schema.CLIPS) == 300000  # the re-run lands exactly once
+    # The killed merge's spill of its batch (123 MB) stayed in the temp directory until
+    # merges ran in a scratch folder of the process's, which the re-run removed
+    assert sorted(p.name for p in temp.iterdir()) == []
 
 
 def test_s3_stopped_mid_run_and_started_again(
