@@ -20,6 +20,11 @@ QUIET_OFFLINE = {
     "TOKENIZERS_PARALLELISM": "false",
     "TRANSFORMERS_VERBOSITY": "error",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    # onnxruntime (RapidOCR's runtime; 1.32 here) reports to Microsoft from Linux too: a
+    # device id and an event store under ~/.cache/Microsoft and a session file in the temp
+    # directory, uploaded when it can reach the network. Read before its first session:
+    # this opts out of all of it.
+    "ORT_DISABLE_TELEMETRY": "1",
 }
 
 

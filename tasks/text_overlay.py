@@ -24,6 +24,7 @@ which is what a clip-level overlay score should say about it.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -59,7 +60,14 @@ _LOCK = threading.Lock()
 
 @lru_cache(maxsize=2)
 def _engine(max_side: int) -> Any:
+    # onnxruntime's telemetry (flows.environment) off for library callers too: the switch
+    # is read once, before the runtime's first session. A user's own setting wins.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime
     from rapidocr_onnxruntime import RapidOCR
+
+    if os.environ["ORT_DISABLE_TELEMETRY"] == "1":
+        onnxruntime.disable_telemetry_events()
 
     # RapidOCR's default scales the short side *up* to 736 px: 0.19 s a 320x180 frame.
     # Capped at max_side on the long side it reads the same text in 0.01-0.07 s.

@@ -164,6 +164,31 @@ def test_overlays_score_and_a_plain_scene_does_not(text_videos: dict[str, Path])
     assert rolling["text_artificial_area"] < rolling["text_area"]  # it does not stay put
 
 
+def test_reading_text_reports_nothing_to_microsoft(tmp_path: Path) -> None:
+    """onnxruntime 1.32 keeps a device id and an event store for upload under
+    ~/.cache/Microsoft and a session file in the temp directory, unless told not to before
+    its first session; a library caller, with none of capflow's environment set, too."""
+    import os
+    import subprocess
+    import sys
+
+    home, temp = tmp_path / "home", tmp_path / "temp"
+    home.mkdir()
+    temp.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    env.update(HOME=str(home), TMPDIR=str(temp), PYTHONPATH=str(Path(__file__).parents[2]))
+    code = (
+        "import numpy as np\n"
+        "from tasks.text_overlay import TextOverlayConfig, detect_text\n"
+        "print(detect_text(np.zeros((90, 160, 3), np.uint8), TextOverlayConfig()))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+    assert not (home / ".cache" / "Microsoft").exists()
+    assert sorted(p.name for p in temp.iterdir()) == []
+
+
 def test_the_text_filter_is_opt_in(text_videos: dict[str, Path]) -> None:
     [by_default] = clips_of(text_videos["subtitles"])
     assert by_default.rejection is None  # scored, not refused
