@@ -82,7 +82,8 @@ def test_jsonl_csv_hf_and_parquet_read_back_with_their_libraries(
     assert {"aes", "motion"} <= set(table.columns) and len(table) == 5
     assert all((tmp_path / "csv" / p).exists() for p in table["path"])
 
-    ds = datasets.load_dataset(str(tmp_path / "hf"), split="train")
+    # its cache under the test's folder: ~/.cache/huggingface kept one per run
+    ds = datasets.load_dataset(str(tmp_path / "hf"), split="train", cache_dir=str(tmp_path / "c"))
     assert len(ds) == 5 and {"video", "caption", "clip_id"} <= set(ds.column_names)
     ds = ds.cast_column("video", datasets.Video(decode=False))
     assert sorted(ds["clip_id"]) == sorted(kept)
