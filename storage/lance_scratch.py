@@ -17,7 +17,9 @@ so merges and index builds run with `TMPDIR` pointed at a folder of our own, rem
 when they return. The folder is named after the process, so the next write of any
 capflow process removes the folders of processes that were killed mid-write. Python's
 own `tempfile` keeps the directory it found first and is not moved. `TMPDIR` is one per
-process, so merges and builds in threads of one process take turns here.
+process, so merges and builds in threads of one process take turns here, and a child
+process another thread starts meanwhile (an ffmpeg decode) inherits the folder; capflow's
+landing writes from one thread, and its children write no temporary files.
 """
 
 from __future__ import annotations
