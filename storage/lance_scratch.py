@@ -6,9 +6,10 @@ Lance leaves folders in the OS temp directory that nothing removes:
   it: 123 MB for the 300,000-row batch of the killed-writer test, one a CI run. A day of
   CI and benchmark runs had left 104 of them (12.8 GB) in /tmp, and a full disk is what
   stopped SeaweedFS taking new buckets;
-- a vector index build shuffles through such a folder and leaves it when two builds race
-  or a build is retried (lance #8992: the folder's guard is dropped before the shuffle
-  writer recreates it): two a run of the racing-writers test.
+- an index build shuffles through such a folder and leaves it when two builds race or a
+  build is retried: two a run of the racing-writers test, whose tables get only the
+  full-text index (lance #8992 reports the same of vector index builds: the folder's
+  guard is dropped before the shuffle writer recreates it).
 A scheduled deployment whose runs are sometimes killed (out of memory, preempted) would
 fill its disk the same way.
 
