@@ -106,8 +106,9 @@ def test_writers_racing_on_s3_never_duplicate_a_key(local_s3: Any, s3_client: An
 
 
 def test_writers_racing_on_a_local_folder_never_duplicate_a_key(tmp_path: Path) -> None:
-    """... and leave nothing in the temp directory: racing index builds left Lance's
-    shuffle folders there (lance #8992) until they ran in a scratch folder of capflow's."""
+    """... and leave nothing in the temp directory. (These races left none even before
+    Lance ran in a scratch folder of capflow's; the races on s3:// in the killed-writer
+    test below left two shuffle folders a run.)"""
     seen = []
     temp = tmp_path / "temp"
     temp.mkdir()
@@ -222,6 +223,7 @@ def test_a_writer_killed_mid_merge_on_s3_holds_nobody_up(
     store = LanceStore(uri, options)
     assert _duplicates(store) == 0
     assert store.count(schema.CLIPS) in (40 + 10 * WRITERS, 40000 + 10 * (WRITERS + 1))
-    # The races' index builds left Lance's shuffle folders in the temp directory (lance
-    # #8992: two of them here, 0.5 MB) until they ran in a scratch folder of capflow's
+    # The races' full-text index builds left Lance's shuffle folders in the temp directory
+    # (two here, 0.5 MB; lance #8992 reports the same of vector indexes) until they ran
+    # in a scratch folder of capflow's
     assert sorted(p.name for p in temp.iterdir()) == []

@@ -1,5 +1,5 @@
-"""Lance's index scratch lands in a folder of capflow's own and goes when the build ends,
-or at the next build when the process that made it was killed."""
+"""Lance's scratch (merges, index builds) lands in a folder of capflow's own and goes when
+the call returns, or at the next one when the process that made it was killed."""
 
 from __future__ import annotations
 
