@@ -12,6 +12,7 @@ from tasks.transitions import (
     gradual_runs,
     marked_runs,
     merge_runs,
+    moves_like_the_shot,
     resolve,
     same_layout,
     same_picture,
@@ -236,3 +237,38 @@ def test_a_run_with_one_colour_picture_on_both_sides_is_a_change_within_the_shot
     assert not same_picture(40, 60, m, cfg)
     m.pictures[50:] = 128  # a flat frame says nothing
     assert not same_picture(40, 60, m, cfg)
+
+
+def turning_pictures(n: int, turns: np.ndarray, seed: int = 2) -> np.ndarray:
+    """n colour pictures, frame k the mix cos(turns[k]) A + sin(turns[k]) B of two random
+    pictures: frames j and k correlate about cos(turns[k] - turns[j])."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(0, 1, (2, *PICTURE_SHAPE))
+    t = turns[:, None, None, None]
+    return np.clip(128 + 40 * (np.cos(t) * a + np.sin(t) * b), 0, 255).astype(np.uint8)
+
+
+def test_a_run_that_changes_the_picture_as_the_shot_moves_is_within_the_shot() -> None:
+    """A hue drift or a breathing vignette marked over a moving shot: the frames either
+    side of the run (82 and 118) match 0.86, better than frames as far apart before and
+    after it (0.75), where nothing is marked. The same match over a still shot is a
+    transition between look-alike shots: the shot itself keeps its picture over as long;
+    so is a run through a flat frame (a fade through white between two takes)."""
+    pace = np.where((np.arange(200) > 82) & (np.arange(200) <= 118), 0.015, 0.02)
+    moving = turning_pictures(200, np.cumsum(pace))
+    m = measurements(200)
+    m.pictures[:] = moving
+    cfg = TransitionConfig()
+    assert moves_like_the_shot(90, 110, m, cfg, cuts=[])
+    assert not moves_like_the_shot(90, 110, m, TransitionConfig(gradual_motion_match=0), [])
+    # Cuts 20 frames either side: no stretch of the shots as long as the run to compare.
+    assert not moves_like_the_shot(90, 110, m, cfg, cuts=[70, 130])
+    m.pictures[98:102] = 250  # a fade out to white and in again: a transition between takes
+    assert not moves_like_the_shot(90, 110, m, cfg, cuts=[])
+    m.pictures[:] = moving
+
+    m.pictures[:] = turning_pictures(200, np.where(np.arange(200) < 100, 0.0, 0.54))
+    assert not moves_like_the_shot(90, 110, m, cfg, cuts=[])  # still, a step: 0.86 again
+
+    m.pictures[:] = turning_pictures(200, np.cumsum(np.full(200, 0.03)))  # 0.47 across
+    assert not moves_like_the_shot(90, 110, m, cfg, cuts=[])  # far from one picture

@@ -34,7 +34,8 @@ def test_the_check_learns_which_runs_are_transitions_and_survives_a_save(tmp_pat
 def test_the_shipped_check_drops_runs_the_network_marks_inside_shots(tmp_path: Path) -> None:
     """A video of the training generator at a seed the check never trained on (829: three
     shots joined by two cuts, with in-shot events): the network marks three runs inside
-    the first shot (mean scores 0.62, 0.71 and 0.65), and the check leaves only the two cuts."""
+    the first shot (mean scores 0.62, 0.71 and 0.65), and the check leaves only the two
+    cuts. Without the check, the tests of the frames either side of a run drop two."""
     from benchmarks.synthetic import training_video
 
     video = tmp_path / "v.mp4"
@@ -48,11 +49,15 @@ def test_the_shipped_check_drops_runs_the_network_marks_inside_shots(tmp_path: P
     def found(cfg: TransitionConfig) -> list[tuple[str, int]]:
         return [(t.kind, t.start_frame) for t in find_transitions(m, cfg)]
 
-    unchecked = found(TransitionConfig(gradual_run_check=0, gradual_same_picture=0))
+    no_sides = {"gradual_same_picture": 0, "gradual_motion_match": 0}  # the tests of a run's sides
+    unchecked = found(TransitionConfig(gradual_run_check=0, **no_sides))
     assert [k for k, _ in unchecked].count("gradual") == 3
     assert all(start < 177 for kind, start in unchecked if kind == "gradual")  # in shot one
-    assert [k for k, _ in found(TransitionConfig(gradual_same_picture=0))] == ["cut", "cut"]
-    # The same picture either side drops two of the three on its own; both, all three.
+    assert [k for k, _ in found(TransitionConfig(**no_sides))] == ["cut", "cut"]
+    # The same picture either side drops two of the three on its own, a match as good as
+    # the shot's own motion one of those two; with the check, all three go.
+    no_check = TransitionConfig(gradual_run_check=0, gradual_same_picture=0)
+    assert [k for k, _ in found(no_check)].count("gradual") == 2
     assert [k for k, _ in found(TransitionConfig(gradual_run_check=0))].count("gradual") == 1
     assert [k for k, _ in found(TransitionConfig())] == ["cut", "cut"]
 
