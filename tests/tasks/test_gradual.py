@@ -16,6 +16,7 @@ from tasks.transitions import (
     resolve,
     same_layout,
     same_picture,
+    within_one_shot,
 )
 
 
@@ -238,6 +239,11 @@ def test_a_run_with_one_colour_picture_on_both_sides_is_a_change_within_the_shot
     m.pictures[50:] = 128  # a flat frame says nothing
     assert not same_picture(40, 60, m, cfg)
 
+    m.pictures[:] = old.astype(np.uint8)  # one still picture throughout ...
+    assert within_one_shot(40, 60, m, cfg, cuts=[])
+    m.pictures[48:52] = 0  # ... through black: a fade out and in between two takes of it
+    assert not within_one_shot(40, 60, m, cfg, cuts=[])
+
 
 def turning_pictures(n: int, turns: np.ndarray, seed: int = 2) -> np.ndarray:
     """n colour pictures, frame k the mix cos(turns[k]) A + sin(turns[k]) B of two random
@@ -263,8 +269,9 @@ def test_a_run_that_changes_the_picture_as_the_shot_moves_is_within_the_shot() -
     assert not moves_like_the_shot(90, 110, m, TransitionConfig(gradual_motion_match=0), [])
     # Cuts 20 frames either side: no stretch of the shots as long as the run to compare.
     assert not moves_like_the_shot(90, 110, m, cfg, cuts=[70, 130])
+    assert within_one_shot(90, 110, m, cfg, cuts=[])
     m.pictures[98:102] = 250  # a fade out to white and in again: a transition between takes
-    assert not moves_like_the_shot(90, 110, m, cfg, cuts=[])
+    assert not within_one_shot(90, 110, m, cfg, cuts=[])
     m.pictures[:] = moving
 
     m.pictures[:] = turning_pictures(200, np.where(np.arange(200) < 100, 0.0, 0.54))
