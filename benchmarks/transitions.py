@@ -241,16 +241,17 @@ def accuracy(tmp: Path, seed: int, videos: int, make: Maker, label: str) -> None
 
 def charge(
     labelled: Labelled, preds: list[tuple[str, int, int]]
-) -> tuple[list[tuple[str, str]], dict[str, list[bool]]]:
-    """The false transitions of one video, each with what caused it (the in-shot event it
-    touches, or "shot content"), and for each join kind whether each truth was found."""
+) -> tuple[list[tuple[str, int, int, str]], dict[str, list[bool]]]:
+    """The false transitions of one video, each (kind, first frame, last frame, cause:
+    the in-shot event it touches, or "shot content"), and for each join kind whether each
+    truth was found."""
     matched = assign(labelled.truth, preds)
     used = {i for i in matched if i is not None}
-    false: list[tuple[str, str]] = []
+    false: list[tuple[str, int, int, str]] = []
     for (kind, a, b), match in zip(preds, matched, strict=True):
         if match is None:
             causes = [e.kind for e in labelled.events if a <= e.end + 3 and b >= e.start - 3]
-            false.append((kind, causes[0] if causes else "shot content"))
+            false.append((kind, a, b, causes[0] if causes else "shot content"))
     found: dict[str, list[bool]] = {}
     for i, join in enumerate(labelled.joins):
         found.setdefault(join, []).append(i in used)
@@ -290,7 +291,7 @@ def independent_accuracy(tmp: Path, seeds: list[int], videos: int) -> None:
         charged[name], recall[name] = Counter(), {}
         for v, p in zip(labelled, preds, strict=True):
             false, found = charge(v, p)
-            charged[name].update(cause for _, cause in false)
+            charged[name].update(cause for *_, cause in false)
             for join, hits in found.items():
                 recall[name].setdefault(join, []).extend(hits)
     print(f"\ncapflow, 95% intervals over the videos (bootstrap): {intervals}")
