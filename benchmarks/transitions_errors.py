@@ -27,7 +27,9 @@ from tasks.transitions import TransitionConfig, find_transitions
 
 def settings(pairs: list[str]) -> TransitionConfig:
     """`TransitionConfig` with k=v pairs, each value of its field's type."""
-    kinds = {f.name: type(getattr(TransitionConfig(), f.name)) for f in fields(TransitionConfig)}
+    defaults = TransitionConfig()
+    kinds = {f.name: type(getattr(defaults, f.name)) for f in fields(TransitionConfig)}
+    kinds["hwaccel"] = str  # None by default
     changed = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
