@@ -792,8 +792,9 @@ def moves_like_the_shot(
     apart inside the shot before the run or the one after it (no cut between them).
 
     `same_picture` asks for a match that a still picture keeps; over a moving one, the
-    sides differ by the motion as well, and a hue drift, a fill or a breathing vignette
-    there matched 0.8-0.9 while the shot itself moved as much. A transition ends on
+    sides differ by the motion as well: the false runs this test drops (a hue drift, a
+    focus pull, a panel crossing, the shot's own content) matched 0.8-0.9 across while
+    the shot itself moved as much. A transition ends on
     another picture, which matches its sides far less than the shot's own motion does,
     save between look-alike shots (two soft gradients, two stretches of one plasma).
     On the looked-at independent seeds 197-206 (120 videos), 0.8 dropped 6 false runs
