@@ -162,6 +162,15 @@ def f1_intervals(
     return out
 
 
+def ffmpeg_version() -> str:
+    """Which ffmpeg makes and decodes the sets, for the record: another build (without
+    Debian's, imageio-ffmpeg's static one) encodes other videos from the same seeds, and
+    every figure in benchmarks/README.md is on Debian's 5.1."""
+    path = media.ffmpeg_path()
+    first = media.run([path, "-version"], 30).stdout.decode("utf-8", "replace").split("\n")[0]
+    return f"{' '.join(first.split()[:3])} ({path})"
+
+
 def timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
@@ -205,6 +214,7 @@ def main() -> None:
     ap.add_argument("--speed-seconds", type=int, default=120)
     ap.add_argument("--repeats", type=int, default=3, help="timings per detector (median)")
     args = ap.parse_args()
+    print(f"ffmpeg: {ffmpeg_version()}")
     tmp = scratch_dir("capflow-transitions-")
     for seed in (int(s) for s in args.seeds.split(",") if s):
         accuracy(tmp / f"seed{seed}", seed, args.videos, benchmark_video, "benchmark")
