@@ -779,8 +779,8 @@ def same_picture(a: int, b: int, m: Measurements, cfg: TransitionConfig) -> bool
     nothing of most busy pictures (their column means are flat); the picture does."""
     if cfg.gradual_same_picture <= 0 or len(m.pictures) == 0:
         return False
-    before, after = run_sides(m.pictures, a, b, PICTURE_GAP)
-    return picture_match(before, after) >= cfg.gradual_same_picture
+    before, after = side_frames(a, b, len(m.pictures), PICTURE_GAP)
+    return frames_match(m, before, after) >= cfg.gradual_same_picture
 
 
 def moves_like_the_shot(
@@ -794,9 +794,9 @@ def moves_like_the_shot(
     `same_picture` asks for a match that a still picture keeps; over a moving one, the
     sides differ by the motion as well: the false runs this test drops (a hue drift, a
     focus pull, a panel crossing, the shot's own content) matched 0.8-0.9 across while
-    the shot itself moved as much. A transition ends on
-    another picture, which matches its sides far less than the shot's own motion does,
-    save between look-alike shots (two soft gradients, two stretches of one plasma).
+    the shot itself moved as much. A transition ends on another picture, which matches
+    its sides far less than the shot's own motion does, save between look-alike shots
+    (two soft gradients, two stretches of one plasma).
     On the looked-at independent seeds 197-206 (120 videos), 0.8 dropped 6 false runs
     and no found transition; 0.4 dropped 15 false runs and 7 found ones (wipes between
     look-alikes), for the same gradual F1 (0.859 -> 0.866), so the narrower one. It
@@ -805,7 +805,7 @@ def moves_like_the_shot(
     if cfg.gradual_motion_match <= 0 or len(m.pictures) == 0:
         return False
     n = len(m.pictures)
-    x, y = max(0, a - PICTURE_GAP), min(n - 1, b + PICTURE_GAP)
+    x, y = side_frames(a, b, n, PICTURE_GAP)
     across = frames_match(m, x, y)
     if across < cfg.gradual_motion_match:
         return False
@@ -829,8 +829,7 @@ def fades_through_flat(a: int, b: int, m: Measurements) -> bool:
     def contrast(k: int) -> float:
         return float(m.pictures[k].reshape(-1, 3).std(axis=0).mean())
 
-    n = len(m.pictures)
-    sides = min(contrast(max(0, a - PICTURE_GAP)), contrast(min(n - 1, b + PICTURE_GAP)))
+    sides = min(contrast(k) for k in side_frames(a, b, len(m.pictures), PICTURE_GAP))
     return min(contrast(k) for k in range(a, b + 1)) < FADE_CONTRAST * sides
 
 
@@ -839,11 +838,15 @@ def frames_match(m: Measurements, p: int, q: int) -> float:
     return picture_match(m.pictures[p].astype(np.float32), m.pictures[q].astype(np.float32))
 
 
+def side_frames(a: int, b: int, n: int, gap: int) -> tuple[int, int]:
+    """The frames `gap` before the run a..b and `gap` after it, clamped to the n frames."""
+    return max(0, a - gap), min(n - 1, b + gap)
+
+
 def run_sides(per_frame: np.ndarray, a: int, b: int, gap: int) -> tuple[np.ndarray, np.ndarray]:
-    """What `per_frame` (profiles, pictures) holds `gap` frames before the run a..b and
-    `gap` frames after it, clamped to the video, as floats."""
-    before = per_frame[max(0, a - gap)].astype(np.float32)
-    return before, per_frame[min(len(per_frame) - 1, b + gap)].astype(np.float32)
+    """What `per_frame` (profiles) holds at the run a..b's `side_frames`, as floats."""
+    x, y = side_frames(a, b, len(per_frame), gap)
+    return per_frame[x].astype(np.float32), per_frame[y].astype(np.float32)
 
 
 def overlaps(

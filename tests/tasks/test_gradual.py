@@ -272,7 +272,6 @@ def test_a_run_that_changes_the_picture_as_the_shot_moves_is_within_the_shot() -
     assert within_one_shot(90, 110, m, cfg, cuts=[])
     m.pictures[98:102] = 250  # a fade out to white and in again: a transition between takes
     assert not within_one_shot(90, 110, m, cfg, cuts=[])
-    m.pictures[:] = moving
 
     m.pictures[:] = turning_pictures(200, np.where(np.arange(200) < 100, 0.0, 0.54))
     assert not moves_like_the_shot(90, 110, m, cfg, cuts=[])  # still, a step: 0.86 again
